@@ -1,0 +1,1 @@
+"""Persistence: SQLModel tables (journal and projections) and the repository."""

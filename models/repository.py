@@ -1,0 +1,325 @@
+"""The repository: every database read and write the system makes, behind one class.
+
+``apply_batch`` writes one processed batch in a single transaction: journal rows
+(insert-or-ignore on event id), projections as absolute values from the fold's
+state, notices and alert changes, dead letters and the partition positions. Writing
+the same batch twice leaves the database as writing it once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Engine, Table, and_, create_engine, event, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlmodel import SQLModel
+
+from alerts.lifecycle import ANY_SUBJECT, AlertChange, changes_for
+from models.tables import (
+    AlertRow,
+    ContractRow,
+    DeadLetterRow,
+    EvidenceRow,
+    JournalEntry,
+    MeasureRow,
+    MeasureTotalRow,
+    MilestoneRow,
+    NoticeRow,
+    PositionRow,
+    canonical,
+)
+from svmon.core import events as ev
+from svmon.core.catalogue import Catalogue
+from svmon.core.rules import shortfall
+from svmon.core.state import ContractState
+from svmon.schemas import decode_event, derived_to_dict, now_utc
+
+T = lambda model: model.__table__  # noqa: E731 - SQLModel's table object, typed loosely
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for SQLite (WAL, foreign processes welcome) or PostgreSQL (psycopg 3)."""
+    if url.startswith(("postgresql://", "postgres://")):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")  # WAL: durable across process crashes
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+@dataclass
+class Batch:
+    """What one batch of the stream produced, ready to be written."""
+
+    consumer: str
+    journal: list[dict[str, Any]] = field(default_factory=list)
+    states: dict[str, ContractState] = field(default_factory=dict)
+    evidence: dict[str, set[str]] = field(default_factory=dict)  # contract -> evidence ids
+    derived: list[ev.Derived] = field(default_factory=list)
+    dead_letters: list[dict[str, Any]] = field(default_factory=list)
+    positions: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    def touch_evidence(self, contract_id: str, evidence_id: str) -> None:
+        self.evidence.setdefault(contract_id, set()).add(evidence_id)
+
+    def advance(self, topic: str, partition: int, offset: int) -> None:
+        key = (topic, partition)
+        if offset > self.positions.get(key, -1):
+            self.positions[key] = offset
+
+
+class Repository:
+    def __init__(self, engine: Engine, catalogue: Catalogue) -> None:
+        self.engine = engine
+        self.catalogue = catalogue
+        self._dialect = engine.dialect.name
+
+    # ---------------------------------------------------------------- schema
+
+    def create_schema(self) -> None:
+        SQLModel.metadata.create_all(self.engine)
+
+    def save_catalogue(self) -> None:
+        rows = [dict(edition=m.edition, code=m.code, set_name=m.set_name, theme=m.theme,
+                     outcome=m.outcome, category=m.category, title=m.title, unit=m.unit,
+                     proxy_gbp=m.proxy_gbp, illustrative=m.illustrative, source=m.source)
+                for m in self.catalogue]
+        with self.engine.begin() as conn:
+            self._upsert(conn, T(MeasureRow), rows, ("edition", "code"))
+
+    # -------------------------------------------------------------- dialects
+
+    def _insert(self, table: Table) -> Any:
+        return (postgresql.insert(table) if self._dialect == "postgresql"
+                else sqlite.insert(table))
+
+    def _upsert(self, conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]],
+                keys: Sequence[str]) -> None:
+        if not rows:
+            return
+        stmt = self._insert(table)
+        cols = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
+        conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=cols),
+                     list(rows))
+
+    def _insert_ignore(self, conn: Connection, table: Table,
+                       rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> None:
+        if rows:
+            conn.execute(self._insert(table).on_conflict_do_nothing(index_elements=list(keys)),
+                         list(rows))
+
+    # ----------------------------------------------------------------- writes
+
+    def apply_batch(self, b: Batch) -> None:
+        now = now_utc()
+        with self.engine.begin() as conn:
+            self._insert_ignore(conn, T(JournalEntry), b.journal, ("event_id",))
+            self._write_states(conn, b)
+            self._write_derived(conn, b.derived)
+            self._insert_ignore(conn, T(DeadLetterRow), b.dead_letters,
+                                ("topic", "partition", "offset"))
+            self._upsert(conn, T(PositionRow), [
+                dict(consumer=b.consumer, topic=t, partition=p, offset=o, updated_at=now)
+                for (t, p), o in sorted(b.positions.items())
+            ], ("consumer", "topic", "partition"))
+
+    def _write_states(self, conn: Connection, b: Batch) -> None:
+        contracts, totals, milestones, evidence = [], [], [], []
+        for cid, s in b.states.items():
+            if s.terms is None:
+                continue
+            t = s.terms
+            contracts.append(dict(
+                contract_id=cid, title=t.title, buyer=t.buyer,
+                buyer_department=t.buyer_department, supplier_id=t.supplier_id,
+                supplier_name=t.supplier_name, start=t.start, end=t.end, value_gbp=t.value_gbp,
+                catalogue_edition=t.catalogue_edition, manager=t.manager,
+                reporting_cadence_days=t.reporting_cadence_days, as_of=s.as_of,
+                last_evidence_at=s.last_evidence_at, state_version=s.version))
+            totals.extend(self.total_rows(s))
+            milestones.extend(dict(contract_id=cid, milestone_id=m.milestone_id,
+                                   measure=m.measure, due=m.due,
+                                   cumulative_target=m.cumulative_target, status=m.status)
+                              for m in s.milestones.values())
+            for eid in sorted(b.evidence.get(cid, ())):
+                r = s.evidence[eid]
+                evidence.append(dict(
+                    contract_id=cid, evidence_id=eid, measure=r.measure, quantity=r.quantity,
+                    period_start=r.period_start, period_end=r.period_end, status=r.status,
+                    submitted_by=r.submitted_by, submitted_at=r.submitted_at,
+                    decided_by=r.decided_by, decided_at=r.decided_at, reason=r.reason))
+        self._upsert(conn, T(ContractRow), contracts, ("contract_id",))
+        self._upsert(conn, T(MeasureTotalRow), totals, ("contract_id", "measure"))
+        self._upsert(conn, T(MilestoneRow), milestones, ("contract_id", "milestone_id"))
+        self._upsert(conn, T(EvidenceRow), evidence, ("contract_id", "evidence_id"))
+
+    def total_rows(self, s: ContractState) -> list[dict[str, Any]]:
+        """Totals per measure in units and £ (units × the edition's proxy value)."""
+        assert s.terms is not None
+        rows = []
+        for m in s.measures():
+            measure = self.catalogue.measure(s.terms.catalogue_edition, m)
+            t = s.totals_for(m)
+            c = s.commitments.get(m)
+            rows.append(dict(
+                contract_id=s.contract_id, measure=m,
+                target=c.target if c else None, claimed=t.claimed, verified=t.verified,
+                proxy_gbp=measure.proxy_gbp,
+                target_gbp=measure.value_gbp(c.target) if c else None,
+                claimed_gbp=measure.value_gbp(t.claimed),
+                verified_gbp=measure.value_gbp(t.verified),
+                shortfall=shortfall(c.target, t.verified) if c else None,
+                at_risk=m in s.at_risk, target_met=m in s.met))
+        return rows
+
+    def _write_derived(self, conn: Connection, derived: Sequence[ev.Derived]) -> None:
+        self._insert_ignore(conn, T(NoticeRow), [
+            dict(derived_id=d.derived_id, contract_id=d.contract_id, kind=d.kind,
+                 measure=d.measure, at=d.at, body=json.dumps(derived_to_dict(d)))
+            for d in derived], ("derived_id",))
+        for d in derived:
+            for change in changes_for(d):
+                self._apply_alert(conn, change, d)
+
+    def _apply_alert(self, conn: Connection, c: AlertChange, d: ev.Derived) -> None:
+        a = T(AlertRow)
+        same = and_(a.c.contract_id == c.contract_id, a.c.measure == c.measure,
+                    a.c.kind == c.kind, a.c.status == "open")
+        if c.subject != ANY_SUBJECT:
+            same = and_(same, a.c.subject == c.subject)
+        if c.action == "resolve":
+            conn.execute(update(a).where(same).values(status="resolved", resolved_at=c.at,
+                                                      resolved_by=c.derived_id))
+            return
+        if conn.execute(select(a.c.alert_id).where(same)).first() is None:
+            self._insert_ignore(conn, a, [dict(
+                alert_id=c.derived_id, contract_id=c.contract_id, measure=c.measure,
+                kind=c.kind, subject=c.subject, status="open", raised_at=c.at,
+                raised_by=c.derived_id, detail=json.dumps(derived_to_dict(d)))],
+                ("alert_id",))
+
+    # ------------------------------------------------------------------ reads
+
+    def state_versions(self, contract_ids: Iterable[str]) -> dict[str, int]:
+        ids = list(contract_ids)
+        if not ids:
+            return {}
+        c = T(ContractRow)
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(c.c.contract_id, c.c.state_version)
+                                .where(c.c.contract_id.in_(ids)))
+            return {r.contract_id: r.state_version for r in rows}
+
+    def journal_events(self, contract_id: str | None = None,
+                       until: datetime | None = None) -> Iterator[ev.ContractEvent]:
+        """The journal in the order events were first applied, decoded to core events."""
+        j = T(JournalEntry)
+        q = select(j.c.payload).order_by(j.c.seq)
+        if contract_id is not None:
+            q = q.where(j.c.contract_id == contract_id)
+        if until is not None:
+            q = q.where(j.c.recorded_at <= until)
+        with self.engine.connect() as conn:
+            for (payload,) in conn.execution_options(yield_per=2000).execute(q):
+                yield decode_event(payload)
+
+    def contract_ids(self) -> list[str]:
+        c = T(ContractRow)
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(select(c.c.contract_id).order_by(c.c.contract_id))]
+
+    def unpublished_notices(self, limit: int = 500) -> list[tuple[str, str, str]]:
+        n = T(NoticeRow)
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(n.c.derived_id, n.c.contract_id, n.c.body)
+                                .where(n.c.published_at.is_(None))
+                                .order_by(n.c.at, n.c.derived_id).limit(limit))
+            return [tuple(r) for r in rows]  # type: ignore[misc]
+
+    def mark_published(self, derived_ids: Sequence[str]) -> None:
+        if not derived_ids:
+            return
+        n = T(NoticeRow)
+        with self.engine.begin() as conn:
+            conn.execute(update(n).where(n.c.derived_id.in_(list(derived_ids)))
+                         .values(published_at=now_utc()))
+
+    def counts(self) -> dict[str, int]:
+        from sqlalchemy import func
+
+        out = {}
+        with self.engine.connect() as conn:
+            for name, model in (("journal", JournalEntry), ("contracts", ContractRow),
+                                ("dead_letters", DeadLetterRow), ("notices", NoticeRow)):
+                out[name] = conn.execute(select(func.count()).select_from(T(model))).scalar_one()
+            a = T(AlertRow)
+            out["open_alerts"] = conn.execute(select(func.count()).select_from(a)
+                                              .where(a.c.status == "open")).scalar_one()
+        return out
+
+    def report(self) -> dict[str, Any]:
+        """Every contract's totals per measure and its open alerts (for scripts and tests)."""
+        c, t, a = T(ContractRow), T(MeasureTotalRow), T(AlertRow)
+        with self.engine.connect() as conn:
+            contracts = conn.execute(select(c).order_by(c.c.contract_id)).mappings().all()
+            totals = conn.execute(select(t).order_by(t.c.contract_id, t.c.measure)).mappings()
+            alerts = conn.execute(select(a).where(a.c.status == "open")
+                                  .order_by(a.c.contract_id, a.c.raised_at, a.c.alert_id)
+                                  ).mappings()
+            by_contract: dict[str, dict[str, Any]] = {}
+            for r in contracts:
+                by_contract[r["contract_id"]] = {
+                    "contract_id": r["contract_id"], "title": r["title"],
+                    "buyer": r["buyer"], "buyer_department": r["buyer_department"],
+                    "supplier_id": r["supplier_id"], "supplier_name": r["supplier_name"],
+                    "manager": r["manager"], "start": r["start"].isoformat(),
+                    "end": r["end"].isoformat(), "value_gbp": _num(r["value_gbp"]),
+                    "catalogue_edition": r["catalogue_edition"],
+                    "as_of": r["as_of"].isoformat() if r["as_of"] else None,
+                    "measures": [], "open_alerts": [],
+                }
+            for r in totals:
+                by_contract[r["contract_id"]]["measures"].append({
+                    k: _num(r[k]) for k in ("measure", "target", "claimed", "verified",
+                                            "proxy_gbp", "target_gbp", "claimed_gbp",
+                                            "verified_gbp", "shortfall", "at_risk",
+                                            "target_met")})
+            for r in alerts:
+                by_contract[r["contract_id"]]["open_alerts"].append({
+                    "alert_id": r["alert_id"], "kind": r["kind"], "measure": r["measure"],
+                    "subject": r["subject"], "raised_at": r["raised_at"].isoformat(),
+                    "detail": json.loads(r["detail"])})
+        return {"contracts": list(by_contract.values()),
+                "summary": self._summary(by_contract.values())}
+
+    @staticmethod
+    def _summary(contracts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+        cs = list(contracts)
+        alerts = [a for c in cs for a in c["open_alerts"]]
+        kinds: dict[str, int] = {}
+        for a in alerts:
+            kinds[a["kind"]] = kinds.get(a["kind"], 0) + 1
+        return {"contracts": len(cs), "open_alerts": len(alerts), "open_alerts_by_kind": kinds,
+                "contracts_with_open_alerts": sum(1 for c in cs if c["open_alerts"])}
+
+
+def _num(v: Any) -> Any:
+    """Decimals as strings in JSON, without float rounding or trailing zeros."""
+    if isinstance(v, Decimal):
+        return str(canonical(v))
+    return v

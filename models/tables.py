@@ -1,0 +1,246 @@
+"""SQLModel tables: the durable journal and the read-side projections.
+
+The journal holds every accepted event once (unique ``event_id``), append-only. All
+other tables are projections written as absolute values from the fold's state, so
+writing them twice is harmless: that is what makes at-least-once delivery safe.
+Amounts are stored as exact decimals (NUMERIC) on both SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+from typing import Any
+
+from sqlalchemy import Column, DateTime, Index, Numeric, String, Text, UniqueConstraint
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator, TypeEngine
+from sqlmodel import Field, SQLModel
+
+
+class ExactDecimal(TypeDecorator[Decimal]):
+    """NUMERIC(20, 6) on PostgreSQL; text on SQLite, which would round through float."""
+
+    impl = String
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(40))
+        return dialect.type_descriptor(Numeric(20, 6, asdecimal=True))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        return str(value) if dialect.name == "sqlite" else Decimal(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        return None if value is None else canonical(Decimal(value))
+
+
+def canonical(d: Decimal) -> Decimal:
+    """The same number without trailing zeros or an exponent (1.500000 -> 1.5, 1E+2 -> 100)."""
+    return d.quantize(Decimal(1)) if d == d.to_integral_value() else d.normalize()
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps stored in UTC and read back timezone-aware on every database."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"timestamp must be timezone-aware (got {value!r})")
+        return value.astimezone(UTC) if dialect.name != "sqlite" else \
+            value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# Units and £ keep 6 decimal places (the wire allows 6) on up to 10^14.
+AMOUNT = ExactDecimal()
+
+
+def _amount(**kw: object) -> Decimal:
+    return Field(sa_column=Column(AMOUNT, nullable=False, **kw))  # type: ignore[no-any-return]
+
+
+def _ts(nullable: bool = False) -> datetime:
+    return Field(  # type: ignore[no-any-return]
+        sa_column=Column(UTCDateTime(), nullable=nullable)
+    )
+
+
+class JournalEntry(SQLModel, table=True):
+    """Every accepted event, in the order it was first applied (``seq``)."""
+
+    __tablename__ = "journal"
+    __table_args__ = (Index("ix_journal_contract_seq", "contract_id", "seq"),)
+
+    seq: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(unique=True, max_length=128)
+    contract_id: str = Field(max_length=128)
+    type: str = Field(max_length=40)
+    schema_version: int
+    occurred_at: datetime = _ts()
+    recorded_at: datetime = _ts()
+    actor: str = Field(max_length=128)
+    payload: str = Field(sa_column=Column(Text, nullable=False))  # the wire JSON
+    topic: str = Field(max_length=200)
+    partition: int
+    offset: int
+
+
+class ContractRow(SQLModel, table=True):
+    __tablename__ = "contract"
+
+    contract_id: str = Field(primary_key=True, max_length=128)
+    title: str
+    buyer: str
+    buyer_department: str
+    supplier_id: str = Field(index=True, max_length=128)
+    supplier_name: str
+    start: date
+    end: date
+    value_gbp: Decimal = _amount()
+    catalogue_edition: str = Field(max_length=128)
+    manager: str = Field(index=True, max_length=128)
+    reporting_cadence_days: int
+    as_of: datetime | None = _ts(nullable=True)
+    last_evidence_at: datetime | None = _ts(nullable=True)
+    state_version: int = 0
+
+
+class MeasureTotalRow(SQLModel, table=True):
+    """Running totals per contract and measure, in units and £."""
+
+    __tablename__ = "measure_total"
+
+    contract_id: str = Field(primary_key=True, max_length=128)
+    measure: str = Field(primary_key=True, max_length=128)
+    target: Decimal | None = Field(default=None, sa_column=Column(AMOUNT, nullable=True))
+    claimed: Decimal = _amount()
+    verified: Decimal = _amount()
+    proxy_gbp: Decimal | None = Field(default=None, sa_column=Column(AMOUNT, nullable=True))
+    target_gbp: Decimal | None = Field(default=None, sa_column=Column(AMOUNT, nullable=True))
+    claimed_gbp: Decimal = _amount()
+    verified_gbp: Decimal = _amount()
+    shortfall: Decimal | None = Field(default=None, sa_column=Column(AMOUNT, nullable=True))
+    at_risk: bool = False
+    target_met: bool = False
+
+
+class MilestoneRow(SQLModel, table=True):
+    __tablename__ = "milestone"
+
+    contract_id: str = Field(primary_key=True, max_length=128)
+    milestone_id: str = Field(primary_key=True, max_length=128)
+    measure: str = Field(max_length=128)
+    due: date
+    cumulative_target: Decimal = _amount()
+    status: str = Field(max_length=20)
+
+
+class EvidenceRow(SQLModel, table=True):
+    __tablename__ = "evidence"
+
+    contract_id: str = Field(primary_key=True, max_length=128)
+    evidence_id: str = Field(primary_key=True, max_length=128)
+    measure: str = Field(max_length=128)
+    quantity: Decimal = _amount()
+    period_start: date
+    period_end: date
+    status: str = Field(max_length=20)
+    submitted_by: str
+    submitted_at: datetime = _ts()
+    decided_by: str = ""
+    decided_at: datetime | None = _ts(nullable=True)
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False))
+
+
+class AlertRow(SQLModel, table=True):
+    """A derived fact that needs attention; one open row per contract × measure × kind."""
+
+    __tablename__ = "alert"
+    __table_args__ = (Index("ix_alert_open", "status", "contract_id"),)
+
+    alert_id: str = Field(primary_key=True, max_length=400)
+    contract_id: str = Field(max_length=128)
+    measure: str = Field(max_length=128)
+    kind: str = Field(max_length=40)
+    subject: str = Field(default="", max_length=128)  # e.g. the milestone id
+    status: str = Field(max_length=20)  # open | resolved
+    raised_at: datetime = _ts()
+    raised_by: str = Field(max_length=400)  # the derived fact's id
+    resolved_at: datetime | None = _ts(nullable=True)
+    resolved_by: str | None = Field(default=None, max_length=400)
+    detail: str = Field(sa_column=Column(Text, nullable=False))  # JSON
+
+
+class NoticeRow(SQLModel, table=True):
+    """Every derived fact, once (the alerts topic carries the same records)."""
+
+    __tablename__ = "notice"
+
+    derived_id: str = Field(primary_key=True, max_length=400)
+    contract_id: str = Field(index=True, max_length=128)
+    kind: str = Field(max_length=40)
+    measure: str = Field(max_length=128)
+    at: datetime = _ts()
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    published_at: datetime | None = _ts(nullable=True)  # outbox: relayed to the alerts topic
+
+
+class PositionRow(SQLModel, table=True):
+    """The last offset applied to the database, per consumer, topic and partition."""
+
+    __tablename__ = "position"
+
+    consumer: str = Field(primary_key=True, max_length=200)
+    topic: str = Field(primary_key=True, max_length=200)
+    partition: int = Field(primary_key=True)
+    offset: int
+    updated_at: datetime = _ts()
+
+
+class DeadLetterRow(SQLModel, table=True):
+    __tablename__ = "dead_letter"
+    __table_args__ = (UniqueConstraint("topic", "partition", "offset"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    topic: str = Field(max_length=200)
+    partition: int
+    offset: int
+    key: str | None = Field(default=None, max_length=400)
+    contract_id: str | None = Field(default=None, index=True, max_length=128)
+    event_id: str | None = Field(default=None, max_length=128)
+    error: str = Field(max_length=60)
+    field: str | None = Field(default=None, max_length=200)
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    raw: str = Field(sa_column=Column(Text, nullable=False))
+    at: datetime = _ts()
+
+
+class MeasureRow(SQLModel, table=True):
+    """The catalogue as loaded, so reports and replays price with the same values."""
+
+    __tablename__ = "measure"
+
+    edition: str = Field(primary_key=True, max_length=128)
+    code: str = Field(primary_key=True, max_length=128)
+    set_name: str
+    theme: str
+    outcome: str
+    category: str = Field(max_length=20)
+    title: str
+    unit: str
+    proxy_gbp: Decimal | None = Field(default=None, sa_column=Column(AMOUNT, nullable=True))
+    illustrative: bool
+    source: str = Field(sa_column=Column(Text, nullable=False))

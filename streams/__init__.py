@@ -1,0 +1,1 @@
+"""Streams: the Faust app and its agents, topics, and the kafka-python client."""

@@ -1,0 +1,85 @@
+"""Turn a batch of raw records into a :class:`~models.repository.Batch`.
+
+No Faust here: the agent hands in plain records and a state lookup, so the same code
+runs under ``agent.test_context()``, against the real broker, and in benchmarks.
+Per record: decode at the edge, fold with the core, and either keep the result or
+dead-letter the record with its topic, partition, offset and reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from models.repository import Batch
+from svmon.core import events as ev
+from svmon.core.catalogue import Catalogue
+from svmon.core.errors import InvalidInput
+from svmon.core.fold import fold
+from svmon.core.rules import DEFAULT_POLICY, Policy
+from svmon.core.state import ContractState
+from svmon.schemas import SCHEMA_VERSION, decode_event, now_utc
+
+RAW_KEEP = 4096  # characters of a bad message kept in its dead letter
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+StateLookup = Callable[[str], ContractState | None]
+
+
+def contract_key(r: Record) -> str | None:
+    try:
+        return r.key.decode() if r.key is not None else None
+    except UnicodeDecodeError:
+        return None
+
+
+def process(records: Sequence[Record], lookup: StateLookup, catalogue: Catalogue,
+            consumer: str, policy: Policy = DEFAULT_POLICY) -> Batch:
+    batch = Batch(consumer=consumer)
+    recorded_at = now_utc()
+    for r in records:
+        batch.advance(r.topic, r.partition, r.offset)
+        try:
+            e = decode_event(r.value)
+            key = contract_key(r)
+            if key != e.contract_id:
+                raise InvalidInput("key", f"the contract id {e.contract_id!r} (the key keeps "
+                                   "a contract's events in order)", key,
+                                   contract_id=e.contract_id, event_id=e.event_id)
+            state = batch.states.get(e.contract_id) or lookup(e.contract_id) \
+                or ContractState(e.contract_id)
+            new, derived = fold(state, e, catalogue, policy)
+        except InvalidInput as err:
+            batch.dead_letters.append(dead_letter(r, err, recorded_at))
+            continue
+        batch.states[e.contract_id] = new
+        batch.derived.extend(derived)
+        batch.journal.append(journal_row(r, e, recorded_at))
+        if isinstance(e, ev.EvidenceSubmitted | ev.EvidenceVerified | ev.EvidenceRejected
+                      | ev.EvidenceRetracted):
+            batch.touch_evidence(e.contract_id, e.evidence_id)
+    return batch
+
+
+def journal_row(r: Record, e: ev.ContractEvent, recorded_at: datetime) -> dict[str, object]:
+    return dict(event_id=e.event_id, contract_id=e.contract_id, type=type(e).__name__,
+                schema_version=SCHEMA_VERSION, occurred_at=e.occurred_at,
+                recorded_at=recorded_at, actor=e.actor, payload=r.value.decode(),
+                topic=r.topic, partition=r.partition, offset=r.offset)
+
+
+def dead_letter(r: Record, err: InvalidInput, at: datetime) -> dict[str, object]:
+    raw = r.value[: RAW_KEEP * 4].decode("utf-8", errors="replace")[:RAW_KEEP]
+    return dict(topic=r.topic, partition=r.partition, offset=r.offset,
+                key=contract_key(r), contract_id=err.contract_id, event_id=err.event_id,
+                error=type(err).__name__, field=err.field, reason=str(err), raw=raw, at=at)

@@ -1,0 +1,38 @@
+"""Create the three topics when they are missing (kafka-python admin client)."""
+
+from __future__ import annotations
+
+import time
+
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from svmon.settings import Settings
+
+
+def ensure_topics(settings: Settings, timeout: float = 30.0) -> None:
+    wanted = {settings.events_topic: settings.partitions,
+              settings.alerts_topic: settings.partitions,
+              settings.dead_letter_topic: 1}
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap,
+                                     client_id=f"{settings.app_id}-admin",
+                                     request_timeout_ms=10_000)
+            break
+        except KafkaError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    try:
+        existing = set(admin.list_topics())
+        new = [NewTopic(name, num_partitions=n, replication_factor=1)
+               for name, n in wanted.items() if name not in existing]
+        if new:
+            try:
+                admin.create_topics(new)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        admin.close()

@@ -1,0 +1,256 @@
+"""The ``svmon`` command line.
+
+    svmon up --demo        broker + worker (+ dashboards) with the demo council
+    svmon report --json    every contract's totals and open alerts, from the database
+    svmon worker           one Faust worker in the foreground
+    svmon demo publish     put the demo council's events on a running system
+    svmon catalogue        list the measures of the loaded catalogue
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import click
+
+from svmon.core.errors import SvmonError
+from svmon.settings import Settings
+
+EMBEDDED_HOSTS = ("127.0.0.1", "localhost")
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+@click.group()
+@click.version_option(package_name="svmon")
+def main() -> None:
+    """Social value contract monitor."""
+
+
+# ------------------------------------------------------------------------- up
+
+
+def _embedded_endpoint(settings: Settings) -> tuple[str, int] | None:
+    """(host, port) when the broker URL points at this machine, else None."""
+    hostport = settings.bootstrap.split(",")[0]
+    host, _, port = hostport.rpartition(":")
+    return (host, int(port)) if host in EMBEDDED_HOSTS else None
+
+
+def _check(children: list[Any]) -> None:
+    for c in children:
+        if not c.alive:
+            raise click.ClickException(f"the {c.name} stopped unexpectedly "
+                                       f"(exit {c.proc.returncode}); see {c.log_path}")
+
+
+def _wait_for(repo: Any, want: int, timeout: float, label: str,
+              children: list[Any]) -> dict[str, int]:
+    """Poll the database until ``want`` events are journalled or dead-lettered."""
+    deadline = time.monotonic() + timeout
+    with click.progressbar(length=want, label=label, show_pos=True) as bar:
+        done = 0
+        while True:
+            _check(children)
+            counts = repo.counts()
+            now = min(want, counts["journal"] + counts["dead_letters"])
+            bar.update(now - done)
+            done = now
+            if done >= want or time.monotonic() > deadline:
+                return counts  # type: ignore[no-any-return]
+            time.sleep(0.5)
+
+
+@main.command()
+@click.option("--demo/--no-demo", default=False, help="Load the demo council's events.")
+@click.option("--seed", default=7, show_default=True, help="Seed of the demo data.")
+@click.option("--contracts", default=50, show_default=True, help="Demo contracts.")
+@click.option("--embedded-broker/--external-broker", default=True, show_default=True,
+              help="Start the embedded Tansu broker (only for a broker URL on this machine).")
+@click.option("--exit-after-load", is_flag=True,
+              help="Stop everything once the demo is loaded (for scripts and tests).")
+def up(demo: bool, seed: int, contracts: int, embedded_broker: bool,
+       exit_after_load: bool) -> None:
+    """Start the broker, the worker and the dashboards; Ctrl-C stops them all."""
+    from infra.broker import EmbeddedBroker
+    from infra.processes import Child, python_module
+    from streams.topics import ensure_topics
+    from svmon.bootstrap import init_database
+
+    settings = _settings()
+    logs = settings.data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    broker = None
+    children: list[Child] = []
+    stopping = False
+
+    def _stop(*_: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        endpoint = _embedded_endpoint(settings)
+        if embedded_broker and endpoint:
+            broker = EmbeddedBroker(*endpoint, log_path=logs / "broker.log").start()
+            click.echo(f"broker   embedded Tansu on {broker.bootstrap} (in memory)")
+        else:
+            click.echo(f"broker   {settings.broker_url}")
+        repo = init_database(settings)
+        click.echo(f"database {_redact(settings.database_url)}")
+        ensure_topics(settings)
+        children.append(Child("worker", python_module("streams.worker"), settings.to_env(),
+                              logs / "worker.log"))
+        click.echo(f"worker   started (log: {logs / 'worker.log'})")
+        if demo:
+            _load_demo(settings, repo, seed, contracts, children)
+        _where_to_look(settings, repo)
+        if exit_after_load:
+            return
+        click.echo("Running. Press Ctrl-C to stop.")
+        while not stopping:
+            _check(children)
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    except SvmonError as err:
+        raise click.ClickException(str(err)) from err
+    finally:
+        click.echo("stopping ...")
+        for c in reversed(children):
+            c.stop()
+        if broker is not None:
+            broker.stop()
+        click.echo("stopped.")
+
+
+def _load_demo(settings: Settings, repo: Any, seed: int, contracts: int,
+               children: list[Any]) -> None:
+    from streams.client import publish
+    from svmon.demo import generate
+
+    events = generate(seed=seed, contracts=contracts)
+    with click.progressbar(length=len(events), label="publishing demo events ",
+                           show_pos=True) as bar:
+        n = publish(events, settings, progress=bar.update)
+    before = repo.counts()["journal"]
+    counts = _wait_for(repo, n, timeout=300, label="folding into the database",
+                       children=children)
+    if counts["journal"] < n and before < n:
+        click.echo(f"warning: {counts['journal']} of {n} events journalled so far; the worker "
+                   "is still catching up", err=True)
+
+
+def _where_to_look(settings: Settings, repo: Any) -> None:
+    counts = repo.counts()
+    click.echo(f"\n{counts['contracts']} contracts, {counts['journal']} events journalled, "
+               f"{counts['open_alerts']} open alerts, {counts['dead_letters']} dead letters.")
+    click.echo("Where to look:")
+    click.echo("  svmon report            totals and open alerts per contract")
+    click.echo("  svmon report --json     the same for scripts")
+    click.echo(f"  topics                  {settings.events_topic}, {settings.alerts_topic}, "
+               f"{settings.dead_letter_topic} on {settings.bootstrap}")
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+# ------------------------------------------------------------------ commands
+
+
+@main.command()
+def worker() -> None:
+    """Run one Faust worker in the foreground."""
+    from streams.worker import main as run
+
+    sys.argv = [sys.argv[0]]
+    run()
+
+
+@main.command("init-db")
+def init_db() -> None:
+    """Create the tables and store the catalogue (safe to repeat)."""
+    from svmon.bootstrap import init_database
+
+    init_database(_settings())
+    click.echo("database ready")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def report(as_json: bool) -> None:
+    """Every contract's totals per measure (target, claimed, verified, £) and open alerts."""
+    from svmon.bootstrap import repository
+
+    data = repository(_settings()).report()
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    for c in data["contracts"]:
+        click.echo(f"{c['contract_id']}  {c['title']}  ({c['supplier_name']})")
+        for m in c["measures"]:
+            pct = ""
+            if m["target"]:
+                pct = f"{Decimal(m['verified']) / Decimal(m['target']):>6.0%}"
+            click.echo(f"    {m['measure']:<14} target {m['target'] or '-':>12}  verified "
+                       f"{m['verified']:>12}  {pct}  £{Decimal(m['verified_gbp']):,.2f}")
+        for a in c["open_alerts"]:
+            click.echo(f"    ! {a['kind']} {a['measure']} {a['subject']}")
+    s = data["summary"]
+    click.echo(f"\n{s['contracts']} contracts, {s['open_alerts']} open alerts "
+               f"{s['open_alerts_by_kind']}")
+
+
+@main.group()
+def demo() -> None:
+    """The demo council."""
+
+
+@demo.command("publish")
+@click.option("--seed", default=7, show_default=True)
+@click.option("--contracts", default=50, show_default=True)
+@click.option("--today", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Reference date (default: today).")
+def demo_publish(seed: int, contracts: int, today: datetime | None) -> None:
+    """Publish the demo events to the configured broker."""
+    from streams.client import publish
+    from svmon.demo import generate
+
+    day: date = today.date() if today else datetime.now(UTC).date()
+    events = generate(seed=seed, today=day, contracts=contracts)
+    with click.progressbar(length=len(events), label="publishing", show_pos=True) as bar:
+        n = publish(events, _settings(), progress=bar.update)
+    click.echo(f"published {n} events")
+
+
+@main.command()
+@click.option("--edition", default=None, help="Only this edition.")
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def catalogue(edition: str | None, files: tuple[Path, ...]) -> None:
+    """List the measures of the demo catalogue plus FILES (CSV or XLSX)."""
+    from svmon.catalogue_files import load_catalogue
+
+    cat = load_catalogue((*_settings().catalogue_files, *files))
+    for m in sorted(cat, key=lambda m: (m.edition, m.set_name, m.code)):
+        if edition and m.edition != edition:
+            continue
+        proxy = "record only" if m.proxy_gbp is None else f"£{m.proxy_gbp}"
+        flag = " (illustrative)" if m.illustrative else ""
+        click.echo(f"{m.edition:<20} {m.code:<14} {proxy:>12}{flag}  {m.title} [{m.unit}]")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

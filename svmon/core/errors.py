@@ -1,0 +1,73 @@
+"""Exceptions of the social value monitor.
+
+One root (:class:`SvmonError`); bad input subclasses :class:`ValueError` as well, so
+callers that only know the standard library still catch it. Every message names the
+field, what was expected, what came, and which contract or event it concerns.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class SvmonError(Exception):
+    """Root of every error this project raises on purpose."""
+
+
+class InvalidInput(SvmonError, ValueError):
+    """Input that cannot be accepted, with structured fields for machines."""
+
+    def __init__(
+        self,
+        field: str,
+        expected: str,
+        got: Any,
+        *,
+        contract_id: str | None = None,
+        event_id: str | None = None,
+    ) -> None:
+        self.field = field
+        self.expected = expected
+        self.got = got
+        self.contract_id = contract_id
+        self.event_id = event_id
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        where = []
+        if self.contract_id:
+            where.append(f"contract {self.contract_id!r}")
+        if self.event_id:
+            where.append(f"event {self.event_id!r}")
+        suffix = f" ({', '.join(where)})" if where else ""
+        got = self.got
+        if isinstance(got, str) and len(got) > 120:
+            got = got[:117] + "..."
+        return f"{self.field!r} must be {self.expected} (got {got!r}){suffix}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "error": type(self).__name__,
+            "field": self.field,
+            "expected": self.expected,
+            "got": repr(self.got)[:200],
+            "contract_id": self.contract_id,
+            "event_id": self.event_id,
+            "message": str(self),
+        }
+
+
+class SchemaError(InvalidInput):
+    """A message that does not match the wire schema (decode time, no state needed)."""
+
+
+class RejectedEvent(InvalidInput):
+    """A well-formed event that the contract's state cannot accept.
+
+    For example evidence for an unknown contract or measure, a milestone outside the
+    contract term, or verifying evidence that was already retracted.
+    """
+
+
+class UnknownMeasure(InvalidInput):
+    """A measure code that the catalogue edition does not hold."""

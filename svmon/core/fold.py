@@ -1,0 +1,334 @@
+"""``fold(state, event) -> (state, derived)``: the accounting, in one place.
+
+The live agents, the auditor's replay and the tests all call this function, so a
+replay cannot drift from the live run. It is idempotent per event: applying an
+event the state has already seen returns the state unchanged and derives nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from svmon.core import events as ev
+from svmon.core.catalogue import Catalogue, Measure
+from svmon.core.errors import InvalidInput, RejectedEvent
+from svmon.core.rules import DEFAULT_POLICY, Policy, elapsed_fraction, forecast
+from svmon.core.state import (
+    Commitment,
+    ContractState,
+    EvidenceRecord,
+    Milestone,
+    Terms,
+    Totals,
+)
+
+Result = tuple[ContractState, tuple[ev.Derived, ...]]
+NOTHING: tuple[ev.Derived, ...] = ()
+
+
+def fold(
+    state: ContractState,
+    event: ev.ContractEvent,
+    catalogue: Catalogue,
+    policy: Policy = DEFAULT_POLICY,
+) -> Result:
+    """Apply one event to a contract's state.
+
+    Raises :class:`RejectedEvent` (a ``ValueError``) when the event is well formed
+    but the state cannot accept it; the state is then unchanged.
+    """
+    if event.contract_id != state.contract_id:
+        raise RejectedEvent(
+            "contract_id", f"{state.contract_id!r} for this state", event.contract_id,
+            event_id=event.event_id,
+        )
+    handler = _HANDLERS[type(event)]
+    return handler(state, event, catalogue, policy)
+
+
+def fold_all(
+    events: Iterable[ev.ContractEvent],
+    catalogue: Catalogue,
+    policy: Policy = DEFAULT_POLICY,
+    states: dict[str, ContractState] | None = None,
+) -> tuple[dict[str, ContractState], list[ev.Derived]]:
+    """Fold a log of any contracts' events in order (rejected events are skipped)."""
+    states = {} if states is None else states
+    derived: list[ev.Derived] = []
+    for e in events:
+        s = states.get(e.contract_id) or ContractState(e.contract_id)
+        try:
+            s, d = fold(s, e, catalogue, policy)
+        except InvalidInput:
+            continue
+        states[e.contract_id] = s
+        derived.extend(d)
+    return states, derived
+
+
+# --------------------------------------------------------------------- helpers
+
+
+def _reject(e: ev.ContractEvent, field: str, expected: str, got: Any) -> RejectedEvent:
+    return RejectedEvent(field, expected, got, contract_id=e.contract_id, event_id=e.event_id)
+
+
+def _terms(s: ContractState, e: ev.ContractEvent) -> Terms:
+    if s.terms is None:
+        raise _reject(e, "contract_id", "a registered contract", e.contract_id)
+    return s.terms
+
+
+def _measure(cat: Catalogue, terms: Terms, e: ev.ContractEvent, code: str) -> Measure:
+    try:
+        return cat.measure(terms.catalogue_edition, code)
+    except InvalidInput as err:
+        raise _reject(e, err.field, err.expected, err.got) from err
+
+
+def _evidence(s: ContractState, e: ev.ContractEvent, evidence_id: str) -> EvidenceRecord:
+    try:
+        return s.evidence[evidence_id]
+    except KeyError:
+        raise _reject(e, "evidence_id", "evidence submitted on this contract", evidence_id) from None
+
+
+def _bump(s: ContractState, **changes: Any) -> ContractState:
+    return replace(s, version=s.version + 1, **changes)
+
+
+def _check_met(
+    s: ContractState, measure: str, caused_by: str, at: datetime
+) -> tuple[ContractState, list[ev.Derived]]:
+    """Announce a target met once; forget it if verified delivery falls back below."""
+    c = s.commitments.get(measure)
+    if c is None:
+        return s, []
+    verified = s.totals_for(measure).verified
+    out: list[ev.Derived] = []
+    if verified >= c.target and measure not in s.met:
+        out.append(ev.TargetMet(contract_id=s.contract_id, measure=measure,
+                                caused_by=caused_by, at=at, target=c.target, verified=verified))
+        s = replace(s, met=s.met | {measure})
+        if measure in s.at_risk:
+            out.append(ev.TargetBackOnTrack(contract_id=s.contract_id, measure=measure,
+                                            caused_by=caused_by, at=at, target=c.target,
+                                            forecast=verified))
+            s = replace(s, at_risk=s.at_risk - {measure})
+    elif verified < c.target and measure in s.met:
+        s = replace(s, met=s.met - {measure})
+    return s, out
+
+
+def _evaluate_milestones(
+    s: ContractState, caused_by: str, at: datetime, policy: Policy
+) -> tuple[ContractState, list[ev.Derived]]:
+    """Judge every scheduled milestone whose due date plus grace has ended by ``at``."""
+    cutoff = at.date() - timedelta(days=policy.reporting_lag_days)
+    due = sorted(
+        (m for m in s.milestones.values() if m.status == "scheduled" and m.due < cutoff),
+        key=lambda m: (m.due, m.milestone_id),
+    )
+    if not due:
+        return s, []
+    milestones = dict(s.milestones)
+    out: list[ev.Derived] = []
+    for m in due:
+        t = s.totals_for(m.measure)
+        if t.verified >= m.cumulative_target:
+            milestones[m.milestone_id] = replace(m, status="met")
+            out.append(ev.MilestoneMet(contract_id=s.contract_id, measure=m.measure,
+                                       caused_by=caused_by, at=at, milestone_id=m.milestone_id,
+                                       due=m.due, target=m.cumulative_target,
+                                       verified=t.verified))
+        else:
+            milestones[m.milestone_id] = replace(m, status="missed")
+            out.append(ev.MilestoneMissed(contract_id=s.contract_id, measure=m.measure,
+                                          caused_by=caused_by, at=at,
+                                          milestone_id=m.milestone_id, due=m.due,
+                                          target=m.cumulative_target, verified=t.verified,
+                                          claimed=t.claimed))
+    return replace(s, milestones=milestones), out
+
+
+# -------------------------------------------------------------------- handlers
+
+
+def _registered(s: ContractState, e: ev.ContractRegistered, cat: Catalogue, _: Policy) -> Result:
+    if s.terms is not None and e.event_id in s.terms.event_ids:
+        return s, NOTHING
+    if e.end < e.start:
+        raise _reject(e, "end", f"on or after start {e.start.isoformat()}", e.end.isoformat())
+    if e.catalogue_edition not in cat.editions():
+        raise _reject(e, "catalogue_edition", f"one of {cat.editions()}", e.catalogue_edition)
+    for code in s.commitments:  # an amendment may not strand a commitment
+        if not cat.has(e.catalogue_edition, code):
+            raise _reject(e, "catalogue_edition",
+                          f"an edition holding committed measure {code!r}", e.catalogue_edition)
+    previous = s.terms.event_ids if s.terms else ()
+    terms = Terms(
+        title=e.title, buyer=e.buyer, buyer_department=e.buyer_department,
+        supplier_id=e.supplier_id, supplier_name=e.supplier_name, start=e.start, end=e.end,
+        value_gbp=e.value_gbp, catalogue_edition=e.catalogue_edition, manager=e.manager,
+        reporting_cadence_days=e.reporting_cadence_days, event_ids=(*previous, e.event_id),
+    )
+    return _bump(s, terms=terms), NOTHING
+
+
+def _committed(s: ContractState, e: ev.CommitmentMade, cat: Catalogue, _: Policy) -> Result:
+    terms = _terms(s, e)
+    old = s.commitments.get(e.measure)
+    if old is not None and e.event_id in old.event_ids:
+        return s, NOTHING
+    _measure(cat, terms, e, e.measure)
+    ids = (*old.event_ids, e.event_id) if old else (e.event_id,)
+    s = _bump(s, commitments={**s.commitments, e.measure: Commitment(e.measure, e.target, ids)})
+    s, out = _check_met(s, e.measure, e.event_id, e.occurred_at)
+    return s, tuple(out)
+
+
+def _scheduled(
+    s: ContractState, e: ev.MilestoneScheduled, cat: Catalogue, policy: Policy
+) -> Result:
+    terms = _terms(s, e)
+    old = s.milestones.get(e.milestone_id)
+    if old is not None and e.event_id in old.event_ids:
+        return s, NOTHING
+    c = s.commitments.get(e.measure)
+    if c is None:
+        raise _reject(e, "measure", "a measure with a commitment on this contract", e.measure)
+    if not terms.start <= e.due <= terms.end:
+        raise _reject(e, "due", f"within the term {terms.start}..{terms.end}", e.due.isoformat())
+    if e.cumulative_target > c.target:
+        raise _reject(e, "cumulative_target", f"at most the commitment's target {c.target}",
+                      str(e.cumulative_target))
+    ids = (*old.event_ids, e.event_id) if old else (e.event_id,)
+    m = Milestone(e.milestone_id, e.measure, e.due, e.cumulative_target, "scheduled", ids)
+    s = _bump(s, milestones={**s.milestones, e.milestone_id: m})
+    if s.as_of is not None:  # scheduled after its due date: judge it now
+        s, out = _evaluate_milestones(s, e.event_id, s.as_of, policy)
+        return s, tuple(out)
+    return s, NOTHING
+
+
+def _submitted(s: ContractState, e: ev.EvidenceSubmitted, cat: Catalogue, _: Policy) -> Result:
+    terms = _terms(s, e)
+    if e.evidence_id in s.evidence:
+        return s, NOTHING
+    _measure(cat, terms, e, e.measure)
+    if e.period_start < terms.start or e.period_end > terms.end:
+        raise _reject(e, "period", f"within the term {terms.start}..{terms.end}",
+                      f"{e.period_start}..{e.period_end}")
+    if e.period_start > e.occurred_at.date():
+        raise _reject(e, "period_start", f"not after the submission date {e.occurred_at.date()}",
+                      e.period_start.isoformat())
+    rec = EvidenceRecord(
+        evidence_id=e.evidence_id, measure=e.measure, quantity=e.quantity,
+        period_start=e.period_start, period_end=e.period_end, status="submitted",
+        submitted_by=e.actor, submitted_at=e.occurred_at, event_ids=(e.event_id,),
+    )
+    last = s.last_evidence_at
+    return _bump(
+        s,
+        evidence={**s.evidence, e.evidence_id: rec},
+        totals={**s.totals, e.measure: s.totals_for(e.measure).add(claimed=e.quantity)},
+        last_evidence_at=e.occurred_at if last is None or e.occurred_at > last else last,
+    ), NOTHING
+
+
+def _decide(
+    s: ContractState,
+    e: ev.EvidenceVerified | ev.EvidenceRejected | ev.EvidenceRetracted,
+    to: str,
+    allowed_from: tuple[str, ...],
+    noop_from: tuple[str, ...],
+    reason: str,
+) -> Result:
+    _terms(s, e)
+    rec = _evidence(s, e, e.evidence_id)
+    if e.event_id in rec.event_ids or rec.status in noop_from:
+        return s, NOTHING
+    if rec.status not in allowed_from:
+        raise _reject(e, "evidence_id", f"evidence that is {' or '.join(allowed_from)}",
+                      f"{e.evidence_id} ({rec.status})")
+    q = rec.quantity
+    was_claimed, was_verified = rec.counts_as_claimed, rec.status == "verified"
+    new = replace(rec, status=to, decided_by=e.actor, decided_at=e.occurred_at, reason=reason,
+                  event_ids=(*rec.event_ids, e.event_id))
+    d_claimed = (q if new.counts_as_claimed else 0) - (q if was_claimed else 0)
+    d_verified = (q if to == "verified" else 0) - (q if was_verified else 0)
+    totals = s.totals_for(rec.measure).add(Decimal(d_claimed), Decimal(d_verified))
+    s = _bump(s, evidence={**s.evidence, e.evidence_id: new},
+              totals={**s.totals, rec.measure: totals})
+    s, out = _check_met(s, rec.measure, e.event_id, e.occurred_at)
+    return s, tuple(out)
+
+
+def _verified(s: ContractState, e: ev.EvidenceVerified, _c: Catalogue, _p: Policy) -> Result:
+    return _decide(s, e, "verified", ("submitted",), ("verified",), e.note)
+
+
+def _rejected(s: ContractState, e: ev.EvidenceRejected, _c: Catalogue, _p: Policy) -> Result:
+    return _decide(s, e, "rejected", ("submitted", "verified"), ("rejected",), e.reason)
+
+
+def _retracted(s: ContractState, e: ev.EvidenceRetracted, _c: Catalogue, _p: Policy) -> Result:
+    return _decide(s, e, "retracted", ("submitted", "verified"), ("retracted", "rejected"),
+                   e.reason)
+
+
+def _ticked(s: ContractState, e: ev.ClockTicked, _: Catalogue, policy: Policy) -> Result:
+    if s.as_of is not None and e.at <= s.as_of:
+        return s, NOTHING
+    s = _bump(s, as_of=e.at)
+    s, out = _evaluate_milestones(s, e.event_id, e.at, policy)
+    terms = s.terms
+    if terms is None or s.closed:
+        return s, tuple(out)
+    today = e.at.date()
+    basis = today - timedelta(days=policy.reporting_lag_days)  # reported up to about here
+    if today > terms.end:  # the term is over: settle each commitment once
+        for m, c in sorted(s.commitments.items()):
+            t = s.totals_for(m)
+            if t.verified < c.target:
+                out.append(ev.TargetMissed(contract_id=s.contract_id, measure=m,
+                                           caused_by=e.event_id, at=e.at, target=c.target,
+                                           verified=t.verified, claimed=t.claimed))
+        return replace(s, closed=True, at_risk=frozenset()), tuple(out)
+    if elapsed_fraction(terms.start, terms.end, basis) < policy.min_elapsed_fraction:
+        return s, tuple(out)
+    at_risk = set(s.at_risk)
+    for m, c in sorted(s.commitments.items()):
+        t = s.totals_for(m)
+        fc = forecast(t.claimed, terms.start, terms.end, basis)
+        if fc is None or m in s.met:
+            continue
+        risky = fc < c.target * policy.at_risk_threshold
+        if risky and m not in at_risk:
+            at_risk.add(m)
+            out.append(ev.TargetAtRisk(contract_id=s.contract_id, measure=m,
+                                       caused_by=e.event_id, at=e.at, target=c.target,
+                                       forecast=fc, claimed=t.claimed,
+                                       threshold=policy.at_risk_threshold))
+        elif not risky and m in at_risk:
+            at_risk.discard(m)
+            out.append(ev.TargetBackOnTrack(contract_id=s.contract_id, measure=m,
+                                            caused_by=e.event_id, at=e.at, target=c.target,
+                                            forecast=fc))
+    return replace(s, at_risk=frozenset(at_risk)), tuple(out)
+
+
+_HANDLERS: dict[type[Any], Callable[..., Result]] = {
+    ev.ContractRegistered: _registered,
+    ev.CommitmentMade: _committed,
+    ev.MilestoneScheduled: _scheduled,
+    ev.EvidenceSubmitted: _submitted,
+    ev.EvidenceVerified: _verified,
+    ev.EvidenceRejected: _rejected,
+    ev.EvidenceRetracted: _retracted,
+    ev.ClockTicked: _ticked,
+}

@@ -1,0 +1,86 @@
+"""Pure rules: shortfall, target trajectory and forecast.
+
+Functions of numbers and dates only; the fold and the read side both call them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Thresholds for the derived facts (global defaults; per contract later)."""
+
+    # At risk when forecast < target × at_risk_threshold ...
+    at_risk_threshold: Decimal = Decimal("0.9")
+    # ... once at least this fraction of the term has elapsed (enough history).
+    min_elapsed_fraction: Decimal = Decimal("0.2")
+    # Delivery is reported in arrears: suppliers report a period after it ends and
+    # managers need time to verify. A milestone is judged this many days after its
+    # due date, and a forecast projects from delivery as at this many days ago.
+    reporting_lag_days: int = 30
+
+
+DEFAULT_POLICY = Policy()
+
+
+def shortfall(target: Decimal, delivered: Decimal) -> Decimal:
+    """How much is still owed: ``max(0, target − delivered)``."""
+    return max(ZERO, target - delivered)
+
+
+def term_days(start: date, end: date) -> int:
+    """Days in the contract term, counting both ends (a one-day term has 1)."""
+    return (end - start).days + 1
+
+
+def elapsed_days(start: date, end: date, today: date) -> int:
+    """Whole days of the term completed before ``today`` begins (0 … term_days)."""
+    return max(0, min(term_days(start, end), (today - start).days))
+
+
+def forecast(delivered: Decimal, start: date, end: date, today: date) -> Decimal | None:
+    """Linear projection of end-of-term delivery from delivery so far.
+
+    ``None`` before the term starts (nothing to project from).
+    """
+    done = elapsed_days(start, end, today)
+    if done == 0:
+        return None
+    return delivered * term_days(start, end) / done
+
+
+def elapsed_fraction(start: date, end: date, today: date) -> Decimal:
+    return Decimal(elapsed_days(start, end, today)) / term_days(start, end)
+
+
+def expected_by(
+    target: Decimal,
+    start: date,
+    end: date,
+    milestones: Sequence[tuple[date, Decimal]],
+    today: date,
+) -> Decimal:
+    """Cumulative delivery expected by ``today`` on the target trajectory.
+
+    The trajectory runs from 0 at the start through each milestone (due date,
+    cumulative target) to the full target at the end, linear in between.
+    """
+    points = [(start, ZERO), *sorted(milestones), (end, target)]
+    if today <= start:
+        return ZERO
+    if today >= end:
+        return target
+    for (d0, v0), (d1, v1) in zip(points, points[1:], strict=False):
+        if d0 <= today <= d1:
+            span = (d1 - d0).days
+            if span == 0:
+                return v1
+            return v0 + (v1 - v0) * Decimal((today - d0).days) / span
+    return target  # pragma: no cover - the points cover [start, end]

@@ -1,0 +1,215 @@
+"""A contract's state: what the fold knows after the events applied so far.
+
+Immutable values; the fold returns a new state that shares what did not change.
+The state remembers which event ids it applied, kept where they take effect
+(the evidence record, the commitment, the milestone), so a redelivered event is
+recognised without a global set of every id ever seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from svmon.core.rules import ZERO
+
+EvidenceStatus = Literal["submitted", "verified", "rejected", "retracted"]
+MilestoneStatus = Literal["scheduled", "met", "missed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Terms:
+    title: str
+    buyer: str
+    buyer_department: str
+    supplier_id: str
+    supplier_name: str
+    start: date
+    end: date
+    value_gbp: Decimal
+    catalogue_edition: str
+    manager: str
+    reporting_cadence_days: int
+    event_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Commitment:
+    measure: str
+    target: Decimal
+    event_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Milestone:
+    milestone_id: str
+    measure: str
+    due: date
+    cumulative_target: Decimal
+    status: MilestoneStatus
+    event_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceRecord:
+    evidence_id: str
+    measure: str
+    quantity: Decimal
+    period_start: date
+    period_end: date
+    status: EvidenceStatus
+    submitted_by: str
+    submitted_at: datetime
+    event_ids: tuple[str, ...]
+    decided_by: str = ""
+    decided_at: datetime | None = None
+    reason: str = ""
+
+    @property
+    def counts_as_claimed(self) -> bool:
+        return self.status in ("submitted", "verified")
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """Units delivered for one measure: claimed (not rejected or retracted) and verified."""
+
+    claimed: Decimal = ZERO
+    verified: Decimal = ZERO
+
+    def add(self, claimed: Decimal = ZERO, verified: Decimal = ZERO) -> Totals:
+        return Totals(self.claimed + claimed, self.verified + verified)
+
+
+@dataclass(frozen=True, slots=True)
+class ContractState:
+    contract_id: str
+    terms: Terms | None = None
+    commitments: Mapping[str, Commitment] = field(default_factory=dict)
+    milestones: Mapping[str, Milestone] = field(default_factory=dict)
+    evidence: Mapping[str, EvidenceRecord] = field(default_factory=dict)
+    totals: Mapping[str, Totals] = field(default_factory=dict)
+    as_of: datetime | None = None
+    at_risk: frozenset[str] = frozenset()
+    met: frozenset[str] = frozenset()
+    closed: bool = False
+    version: int = 0  # events applied (duplicates and no-op ticks excluded)
+    last_evidence_at: datetime | None = None
+
+    def totals_for(self, measure: str) -> Totals:
+        return self.totals.get(measure, Totals())
+
+    def measures(self) -> list[str]:
+        """Committed measures first (sorted), then any delivered without a commitment."""
+        committed = sorted(self.commitments)
+        extra = sorted(set(self.totals) - set(self.commitments))
+        return committed + extra
+
+
+# ------------------------------------------------------------------ JSON codec
+# The state is stored in a Faust table and in snapshots; it is written as plain
+# JSON (never pickle: a changelog is readable by anyone with topic access).
+
+
+def _enc(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, frozenset):
+        return sorted(value)
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def _record(obj: Any) -> dict[str, Any]:
+    return {f.name: _enc(getattr(obj, f.name)) for f in fields(obj)}
+
+
+def state_to_dict(s: ContractState) -> dict[str, Any]:
+    return {
+        "contract_id": s.contract_id,
+        "terms": _record(s.terms) if s.terms else None,
+        "commitments": [_record(c) for c in s.commitments.values()],
+        "milestones": [_record(m) for m in s.milestones.values()],
+        "evidence": [_record(e) for e in s.evidence.values()],
+        "totals": {k: [str(t.claimed), str(t.verified)] for k, t in s.totals.items()},
+        "as_of": _enc(s.as_of),
+        "at_risk": sorted(s.at_risk),
+        "met": sorted(s.met),
+        "closed": s.closed,
+        "version": s.version,
+        "last_evidence_at": _enc(s.last_evidence_at),
+    }
+
+
+def _dt(v: str | None) -> datetime | None:
+    return datetime.fromisoformat(v) if v else None
+
+
+def state_from_dict(d: Mapping[str, Any]) -> ContractState:
+    t = d["terms"]
+    terms = None
+    if t:
+        terms = Terms(
+            **{
+                **t,
+                "start": date.fromisoformat(t["start"]),
+                "end": date.fromisoformat(t["end"]),
+                "value_gbp": Decimal(t["value_gbp"]),
+                "event_ids": tuple(t["event_ids"]),
+            }
+        )
+    commitments = {
+        c["measure"]: Commitment(c["measure"], Decimal(c["target"]), tuple(c["event_ids"]))
+        for c in d["commitments"]
+    }
+    milestones = {
+        m["milestone_id"]: Milestone(
+            m["milestone_id"],
+            m["measure"],
+            date.fromisoformat(m["due"]),
+            Decimal(m["cumulative_target"]),
+            m["status"],
+            tuple(m["event_ids"]),
+        )
+        for m in d["milestones"]
+    }
+    evidence = {
+        e["evidence_id"]: EvidenceRecord(
+            evidence_id=e["evidence_id"],
+            measure=e["measure"],
+            quantity=Decimal(e["quantity"]),
+            period_start=date.fromisoformat(e["period_start"]),
+            period_end=date.fromisoformat(e["period_end"]),
+            status=e["status"],
+            submitted_by=e["submitted_by"],
+            submitted_at=datetime.fromisoformat(e["submitted_at"]),
+            event_ids=tuple(e["event_ids"]),
+            decided_by=e["decided_by"],
+            decided_at=_dt(e["decided_at"]),
+            reason=e["reason"],
+        )
+        for e in d["evidence"]
+    }
+    totals = {k: Totals(Decimal(c), Decimal(v)) for k, (c, v) in d["totals"].items()}
+    return ContractState(
+        contract_id=d["contract_id"],
+        terms=terms,
+        commitments=commitments,
+        milestones=milestones,
+        evidence=evidence,
+        totals=totals,
+        as_of=_dt(d["as_of"]),
+        at_risk=frozenset(d["at_risk"]),
+        met=frozenset(d["met"]),
+        closed=d["closed"],
+        version=d["version"],
+        last_evidence_at=_dt(d["last_evidence_at"]),
+    )

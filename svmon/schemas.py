@@ -1,0 +1,274 @@
+"""Wire schemas of every message, versioned, in one module.
+
+A contract event on the wire (schema version 1) is a JSON object::
+
+    {"schema_version": 1, "type": "EvidenceSubmitted", "event_id": "ev-1",
+     "contract_id": "C-001", "occurred_at": "2025-03-31T17:00:00+00:00",
+     "actor": "supplier:S01", "data": {"evidence_id": "ev-1", "measure": "NT1", ...}}
+
+Quantities and money travel as strings ("12.5") or JSON numbers; either way they are
+read as :class:`~decimal.Decimal`, never float. Decoding is the edge where untrusted
+bytes become core types: every problem raises :class:`SchemaError` naming the field,
+what was expected and what came.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import fields
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from svmon.core import events as ev
+from svmon.core.errors import SchemaError
+
+SCHEMA_VERSION = 1
+SUPPORTED_VERSIONS = frozenset({1})
+MAX_MESSAGE_BYTES = 64 * 1024
+MAX_QUANTITY = Decimal("1e12")
+MAX_DECIMAL_PLACES = 6
+MAX_ID_LENGTH = 128
+MAX_TEXT_LENGTH = 4000
+
+
+# ------------------------------------------------------------------ field readers
+# Each reader takes (raw value, field name, ids) and returns the core value.
+
+Ids = dict[str, str | None]
+
+
+def _err(field: str, expected: str, got: Any, ids: Ids) -> SchemaError:
+    return SchemaError(field, expected, got, contract_id=ids.get("contract_id"),
+                       event_id=ids.get("event_id"))
+
+
+def _ident(v: Any, f: str, ids: Ids) -> str:
+    if not isinstance(v, str) or not 0 < len(v) <= MAX_ID_LENGTH or not v.isprintable() \
+            or any(c.isspace() for c in v):
+        raise _err(f, f"an identifier of 1-{MAX_ID_LENGTH} printable characters without spaces",
+                   v, ids)
+    return v
+
+
+def _text(v: Any, f: str, ids: Ids) -> str:
+    if not isinstance(v, str) or len(v) > MAX_TEXT_LENGTH:
+        raise _err(f, f"a string of at most {MAX_TEXT_LENGTH} characters", v, ids)
+    return v
+
+
+def _name(v: Any, f: str, ids: Ids) -> str:
+    s = _text(v, f, ids)
+    if not s.strip():
+        raise _err(f, "a non-empty string", v, ids)
+    return s
+
+
+def _decimal(v: Any, f: str, ids: Ids, *, positive: bool) -> Decimal:
+    if isinstance(v, bool) or not isinstance(v, str | int | Decimal):
+        raise _err(f, "a decimal number as a string or JSON number", v, ids)
+    try:
+        d = Decimal(v)
+    except (InvalidOperation, ValueError):
+        raise _err(f, "a decimal number", v, ids) from None
+    if not d.is_finite():
+        raise _err(f, "a finite number", v, ids)
+    if positive and d <= 0:
+        raise _err(f, "greater than 0", v, ids)
+    if d < 0:
+        raise _err(f, "at least 0", v, ids)
+    if d > MAX_QUANTITY:
+        raise _err(f, f"at most {MAX_QUANTITY:,.0f}", v, ids)
+    exponent = d.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -MAX_DECIMAL_PLACES:
+        raise _err(f, f"at most {MAX_DECIMAL_PLACES} decimal places", v, ids)
+    return d
+
+
+def _positive(v: Any, f: str, ids: Ids) -> Decimal:
+    return _decimal(v, f, ids, positive=True)
+
+
+def _non_negative(v: Any, f: str, ids: Ids) -> Decimal:
+    return _decimal(v, f, ids, positive=False)
+
+
+def _date(v: Any, f: str, ids: Ids) -> date:
+    if not isinstance(v, str):
+        raise _err(f, "a date as YYYY-MM-DD", v, ids)
+    try:
+        return date.fromisoformat(v)
+    except ValueError:
+        raise _err(f, "a date as YYYY-MM-DD", v, ids) from None
+
+
+def _datetime(v: Any, f: str, ids: Ids) -> datetime:
+    if not isinstance(v, str):
+        raise _err(f, "an ISO 8601 timestamp with a UTC offset", v, ids)
+    try:
+        dt = datetime.fromisoformat(v)
+    except ValueError:
+        raise _err(f, "an ISO 8601 timestamp with a UTC offset", v, ids) from None
+    if dt.tzinfo is None:
+        raise _err(f, "an ISO 8601 timestamp with a UTC offset", v, ids)
+    return dt.astimezone(UTC)
+
+
+def _days(v: Any, f: str, ids: Ids) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 3660:
+        raise _err(f, "a whole number of days from 1 to 3660", v, ids)
+    return v
+
+
+def _attachments(v: Any, f: str, ids: Ids) -> tuple[ev.Attachment, ...]:
+    if not isinstance(v, list) or len(v) > 50:
+        raise _err(f, "a list of at most 50 attachments", v, ids)
+    out = []
+    for i, a in enumerate(v):
+        if not isinstance(a, Mapping):
+            raise _err(f"{f}[{i}]", "an object with name and sha256", a, ids)
+        sha = a.get("sha256")
+        if not isinstance(sha, str) or len(sha) != 64 or any(c not in "0123456789abcdef"
+                                                             for c in sha):
+            raise _err(f"{f}[{i}].sha256", "64 lowercase hex digits (SHA-256)", sha, ids)
+        out.append(ev.Attachment(_name(a.get("name"), f"{f}[{i}].name", ids), sha,
+                                 _text(a.get("uri", ""), f"{f}[{i}].uri", ids)))
+    return tuple(out)
+
+
+Reader = Callable[[Any, str, Ids], Any]
+REQUIRED = object()
+
+# Per event type: data field -> (reader, default or REQUIRED)
+_DATA: dict[type[ev.ContractEvent], dict[str, tuple[Reader, Any]]] = {
+    ev.ContractRegistered: {
+        "title": (_name, REQUIRED), "buyer": (_name, REQUIRED),
+        "buyer_department": (_text, ""), "supplier_id": (_ident, REQUIRED),
+        "supplier_name": (_name, REQUIRED), "start": (_date, REQUIRED), "end": (_date, REQUIRED),
+        "value_gbp": (_non_negative, REQUIRED), "catalogue_edition": (_ident, REQUIRED),
+        "manager": (_ident, REQUIRED), "reporting_cadence_days": (_days, 90),
+    },
+    ev.CommitmentMade: {"measure": (_ident, REQUIRED), "target": (_positive, REQUIRED)},
+    ev.MilestoneScheduled: {
+        "milestone_id": (_ident, REQUIRED), "measure": (_ident, REQUIRED),
+        "due": (_date, REQUIRED), "cumulative_target": (_positive, REQUIRED),
+    },
+    ev.EvidenceSubmitted: {
+        "evidence_id": (_ident, REQUIRED), "measure": (_ident, REQUIRED),
+        "quantity": (_positive, REQUIRED), "period_start": (_date, REQUIRED),
+        "period_end": (_date, REQUIRED), "description": (_text, ""),
+        "attachments": (_attachments, ()),
+    },
+    ev.EvidenceVerified: {"evidence_id": (_ident, REQUIRED), "note": (_text, "")},
+    ev.EvidenceRejected: {"evidence_id": (_ident, REQUIRED), "reason": (_name, REQUIRED)},
+    ev.EvidenceRetracted: {"evidence_id": (_ident, REQUIRED), "reason": (_text, "")},
+    ev.ClockTicked: {"at": (_datetime, REQUIRED)},
+}
+_BY_NAME = {t.__name__: t for t in _DATA}
+EVENT_TYPE_NAMES = tuple(_BY_NAME)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def parse_json(raw: bytes | str) -> Any:
+    """Parse JSON with decimals kept exact and NaN/Infinity refused."""
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise SchemaError("message", f"at most {MAX_MESSAGE_BYTES} bytes", f"{len(raw)} bytes")
+    try:
+        return json.loads(raw, parse_float=Decimal, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise SchemaError("message", "a UTF-8 JSON object", str(err)) from None
+
+
+def decode_event(raw: bytes | str | Mapping[str, Any]) -> ev.ContractEvent:
+    """Bytes (or a parsed object) from the wire to a core event, or SchemaError."""
+    obj = raw if isinstance(raw, Mapping) else parse_json(raw)
+    if not isinstance(obj, Mapping):
+        raise SchemaError("message", "a JSON object", type(obj).__name__)
+    ids: Ids = {"event_id": None, "contract_id": None}
+    version = obj.get("schema_version")
+    if isinstance(version, bool) or version not in SUPPORTED_VERSIONS:
+        raise SchemaError("schema_version", f"one of {sorted(SUPPORTED_VERSIONS)}", version)
+    event_id = _ident(obj.get("event_id"), "event_id", ids)
+    ids["event_id"] = event_id
+    contract_id = _ident(obj.get("contract_id"), "contract_id", ids)
+    ids["contract_id"] = contract_id
+    type_name = obj.get("type")
+    cls = _BY_NAME.get(type_name) if isinstance(type_name, str) else None
+    if cls is None:
+        raise _err("type", f"one of {', '.join(EVENT_TYPE_NAMES)}", type_name, ids)
+    occurred_at = _datetime(obj.get("occurred_at"), "occurred_at", ids)
+    actor = _ident(obj.get("actor", "system"), "actor", ids)
+    data = obj.get("data")
+    if not isinstance(data, Mapping):
+        raise _err("data", "an object", data, ids)
+    spec = _DATA[cls]
+    unknown = sorted(set(data) - set(spec))
+    if unknown:
+        raise _err(f"data.{unknown[0]}", f"one of the fields {sorted(spec)}", unknown[0], ids)
+    values: dict[str, Any] = {}
+    for name, (reader, default) in spec.items():
+        if name not in data:
+            if default is REQUIRED:
+                raise _err(f"data.{name}", "present", None, ids)
+            values[name] = default
+            continue
+        values[name] = reader(data[name], f"data.{name}", ids)
+    if cls is ev.EvidenceSubmitted and values["period_end"] < values["period_start"]:
+        raise _err("data.period_end", f"on or after period_start {values['period_start']}",
+                   values["period_end"].isoformat(), ids)
+    return cls(event_id=event_id, contract_id=contract_id, occurred_at=occurred_at,
+               actor=actor, **values)
+
+
+# --------------------------------------------------------------------- encoding
+
+
+def to_jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, ev.Attachment):
+        return {"name": value.name, "sha256": value.sha256, "uri": value.uri}
+    if isinstance(value, tuple | list):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
+_ENVELOPE = ("event_id", "contract_id", "occurred_at", "actor")
+
+
+def event_to_dict(e: ev.ContractEvent) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "type": type(e).__name__,
+        "event_id": e.event_id,
+        "contract_id": e.contract_id,
+        "occurred_at": e.occurred_at.isoformat(),
+        "actor": e.actor,
+        "data": {f.name: to_jsonable(getattr(e, f.name)) for f in fields(e)
+                 if f.name not in _ENVELOPE},
+    }
+
+
+def encode_event(e: ev.ContractEvent) -> bytes:
+    return json.dumps(event_to_dict(e), separators=(",", ":")).encode()
+
+
+def derived_to_dict(d: ev.Derived) -> dict[str, Any]:
+    """An alert-worthy derived fact as it goes onto the alerts topic."""
+    body = {f.name: to_jsonable(getattr(d, f.name)) for f in fields(d)}
+    return {"schema_version": SCHEMA_VERSION, "kind": d.kind, "derived_id": d.derived_id,
+            **body}
+
+
+def encode_derived(d: ev.Derived) -> bytes:
+    return json.dumps(derived_to_dict(d), separators=(",", ":")).encode()
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,87 @@
+"""Configuration from environment variables, with embedded defaults for one machine.
+
+| variable | default | meaning |
+| --- | --- | --- |
+| ``SVMON_BROKER_URL`` | ``kafka://127.0.0.1:19092`` | Kafka bootstrap (the embedded Tansu by default) |
+| ``DATABASE_URL`` | ``sqlite:///<data dir>/svmon.db`` | SQLite file, or ``postgresql://…`` |
+| ``SVMON_DATA_DIR`` | ``.svmon`` | where the SQLite file and logs go |
+| ``SVMON_PARTITIONS`` | ``4`` | partitions of the contract-events topic |
+| ``SVMON_TICK_SECONDS`` | ``60`` | how often the clock puts time on each contract's log |
+| ``SVMON_CATALOGUE`` | (none) | extra catalogue files (CSV/XLSX), separated by ``:`` |
+| ``SVMON_TOPIC_PREFIX`` | ``svmon`` | prefix of the three topics |
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Settings:
+    broker_url: str = "kafka://127.0.0.1:19092"
+    database_url: str = ""
+    data_dir: Path = Path(".svmon")
+    app_id: str = "svmon"
+    topic_prefix: str = "svmon"
+    partitions: int = 4
+    tick_seconds: float = 60.0
+    relay_seconds: float = 1.0
+    batch_size: int = 500
+    batch_seconds: float = 0.1
+    session_timeout: float = 8.0
+    catalogue_files: tuple[str, ...] = field(default_factory=tuple)
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        if not self.database_url:
+            object.__setattr__(self, "database_url",
+                               f"sqlite:///{(self.data_dir / 'svmon.db').as_posix()}")
+
+    @property
+    def events_topic(self) -> str:
+        return f"{self.topic_prefix}.contract-events"
+
+    @property
+    def alerts_topic(self) -> str:
+        return f"{self.topic_prefix}.alerts"
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return f"{self.topic_prefix}.dead-letter"
+
+    @property
+    def bootstrap(self) -> str:
+        """host:port list for kafka-python, from the Faust-style URL."""
+        return ",".join(u.split("://", 1)[-1] for u in self.broker_url.split(";"))
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    def to_env(self) -> dict[str, str]:
+        """The environment that makes a child process see these settings."""
+        return {"SVMON_BROKER_URL": self.broker_url, "DATABASE_URL": self.database_url,
+                "SVMON_DATA_DIR": str(self.data_dir), "SVMON_PARTITIONS": str(self.partitions),
+                "SVMON_TICK_SECONDS": str(self.tick_seconds),
+                "SVMON_TOPIC_PREFIX": self.topic_prefix, "SVMON_APP_ID": self.app_id,
+                "SVMON_CATALOGUE": os.pathsep.join(self.catalogue_files),
+                "SVMON_LOG_LEVEL": self.log_level}
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        e = os.environ if env is None else env
+        data_dir = Path(e.get("SVMON_DATA_DIR", ".svmon"))
+        return cls(
+            broker_url=e.get("SVMON_BROKER_URL", cls.broker_url),
+            database_url=e.get("DATABASE_URL", ""),
+            data_dir=data_dir,
+            app_id=e.get("SVMON_APP_ID", cls.app_id),
+            topic_prefix=e.get("SVMON_TOPIC_PREFIX", cls.topic_prefix),
+            partitions=int(e.get("SVMON_PARTITIONS", cls.partitions)),
+            tick_seconds=float(e.get("SVMON_TICK_SECONDS", cls.tick_seconds)),
+            catalogue_files=tuple(p for p in e.get("SVMON_CATALOGUE", "").split(os.pathsep)
+                                  if p),
+            log_level=e.get("SVMON_LOG_LEVEL", cls.log_level),
+        )
