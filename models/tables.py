@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
-
 from typing import Any
 
 from sqlalchemy import Column, DateTime, Index, Numeric, String, Text, UniqueConstraint

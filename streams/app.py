@@ -184,7 +184,10 @@ def build_app(settings: Settings, repo: Repository, *, store: StateStore | None 
     table = app.Table("contract-state", default=None, partitions=settings.partitions,
                       use_partitioner=True)
     # Raw keys: the changelog record lands on the partition its source record came from.
+    # Faust derives serializers from key_type/value_type and builds the changelog topic
+    # when the table registers, so set ours and build the changelog topic again.
     table.key_serializer, table.value_serializer = "raw", "svmon-state"
+    table.changelog_topic = table._new_changelog_topic()
     pipeline = Pipeline(settings, repo, store or _TableStore(table),
                         sinks or _TopicSinks(dlq_topic, alerts_topic, events_topic))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from kafka.admin import KafkaAdminClient, NewTopic
@@ -30,9 +31,7 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> None:
         new = [NewTopic(name, num_partitions=n, replication_factor=1)
                for name, n in wanted.items() if name not in existing]
         if new:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another process won the race
                 admin.create_topics(new)
-            except TopicAlreadyExistsError:
-                pass
     finally:
         admin.close()

@@ -2,7 +2,7 @@
 
 | variable | default | meaning |
 | --- | --- | --- |
-| ``SVMON_BROKER_URL`` | ``kafka://127.0.0.1:19092`` | Kafka bootstrap (the embedded Tansu by default) |
+| ``SVMON_BROKER_URL`` | ``kafka://127.0.0.1:19092`` | Kafka bootstrap (embedded Tansu) |
 | ``DATABASE_URL`` | ``sqlite:///<data dir>/svmon.db`` | SQLite file, or ``postgresql://…`` |
 | ``SVMON_DATA_DIR`` | ``.svmon`` | where the SQLite file and logs go |
 | ``SVMON_PARTITIONS`` | ``4`` | partitions of the contract-events topic |

@@ -21,9 +21,9 @@ from svmon.core.state import (
     Commitment,
     ContractState,
     EvidenceRecord,
+    EvidenceStatus,
     Milestone,
     Terms,
-    Totals,
 )
 
 Result = tuple[ContractState, tuple[ev.Derived, ...]]
@@ -94,7 +94,8 @@ def _evidence(s: ContractState, e: ev.ContractEvent, evidence_id: str) -> Eviden
     try:
         return s.evidence[evidence_id]
     except KeyError:
-        raise _reject(e, "evidence_id", "evidence submitted on this contract", evidence_id) from None
+        raise _reject(e, "evidence_id", "evidence submitted on this contract",
+                      evidence_id) from None
 
 
 def _bump(s: ContractState, **changes: Any) -> ContractState:
@@ -243,7 +244,7 @@ def _submitted(s: ContractState, e: ev.EvidenceSubmitted, cat: Catalogue, _: Pol
 def _decide(
     s: ContractState,
     e: ev.EvidenceVerified | ev.EvidenceRejected | ev.EvidenceRetracted,
-    to: str,
+    to: EvidenceStatus,
     allowed_from: tuple[str, ...],
     noop_from: tuple[str, ...],
     reason: str,

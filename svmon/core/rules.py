@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from itertools import pairwise
 
 ZERO = Decimal(0)
 
@@ -77,7 +78,7 @@ def expected_by(
         return ZERO
     if today >= end:
         return target
-    for (d0, v0), (d1, v1) in zip(points, points[1:], strict=False):
+    for (d0, v0), (d1, v1) in pairwise(points):
         if d0 <= today <= d1:
             span = (d1 - d0).days
             if span == 0:

@@ -1,0 +1,35 @@
+# The project's commands. `make demo` and `make test` are all a new machine needs:
+# each creates the virtual environment in .venv and installs the project first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo up test lint typecheck clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+## Start broker, worker and dashboards with the demo council; Ctrl-C stops everything.
+demo: $(STAMP)
+	$(BIN)/svmon up --demo
+
+## The same without demo data.
+up: $(STAMP)
+	$(BIN)/svmon up
+
+## Lint, type-check the core, then every test (real broker, SQLite and PostgreSQL).
+test: $(STAMP) lint typecheck
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .svmon test-artifacts .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,181 @@
+"""The fold agent under ``agent.test_context()``: no broker, a real SQLite database.
+
+The Faust table and the output topics are replaced by in-memory doubles (a started
+producer is what they would need); everything else is the production code path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from models.repository import Repository
+from streams.app import Pipeline, build_app
+from svmon.bootstrap import init_database
+from svmon.core import events as ev
+from svmon.core.state import ContractState
+from svmon.demo import generate
+from svmon.schemas import encode_event
+from svmon.settings import Settings
+
+
+class DictStore:
+    def __init__(self) -> None:
+        self.data: dict[str, ContractState] = {}
+
+    def get(self, contract_id: str) -> ContractState | None:
+        return self.data.get(contract_id)
+
+    def put(self, contract_id: str, state: ContractState) -> None:
+        self.data[contract_id] = state
+
+
+class ListSinks:
+    def __init__(self) -> None:
+        self.dead: list[dict[str, Any]] = []
+        self.notices: list[tuple[str, str]] = []
+        self.ticks: list[ev.ClockTicked] = []
+
+    async def dead_letter(self, record: dict[str, Any]) -> None:
+        self.dead.append(record)
+
+    async def notice(self, contract_id: str, body: str) -> None:
+        self.notices.append((contract_id, body))
+
+    async def tick(self, event: ev.ClockTicked) -> None:
+        self.ticks.append(event)
+
+
+@dataclass
+class Harness:
+    app: Any
+    pipeline: Pipeline
+    repo: Repository
+    store: DictStore
+    sinks: ListSinks
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> Harness:
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'a.db'}", data_dir=tmp_path,
+                        batch_seconds=0.001)
+    repo = init_database(settings)
+    store, sinks = DictStore(), ListSinks()
+    app, pipeline = build_app(settings, repo, store=store, sinks=sinks)
+    return Harness(app, pipeline, repo, store, sinks)
+
+
+async def _drain(pipeline: Any, want: int, timeout: float = 10.0) -> None:
+    for _ in range(int(timeout / 0.02)):
+        if pipeline.processed >= want:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"agent processed {pipeline.processed} of {want}")
+
+
+def test_agent_folds_events_into_store_and_database(harness: Harness) -> None:
+    h = harness
+    events = generate(seed=1, today=date(2026, 6, 1), contracts=2)
+
+    async def run() -> None:
+        async with h.app.svmon_agent.test_context() as agent:
+            for e in events:
+                await agent.put(encode_event(e), key=e.contract_id.encode())
+            await _drain(h.pipeline, len(events))
+
+    asyncio.run(run())
+    assert h.repo.counts()["journal"] == len(events)
+    report = h.repo.report()
+    for c in report["contracts"]:
+        state = h.store.get(c["contract_id"])
+        assert state is not None and state.version > 0
+        for m in c["measures"]:
+            assert Decimal(m["verified"]) == state.totals_for(m["measure"]).verified
+    assert h.sinks.dead == []
+
+
+def test_agent_dead_letters_bad_message_and_keeps_going(harness: Harness) -> None:
+    h = harness
+    events = generate(seed=1, today=date(2026, 6, 1), contracts=1)
+    cid = events[0].contract_id
+
+    async def run() -> None:
+        async with h.app.svmon_agent.test_context() as agent:
+            await agent.put(encode_event(events[0]), key=cid.encode())
+            await agent.put(b'{"schema_version": 7}', key=cid.encode())
+            for e in events[1:]:
+                await agent.put(encode_event(e), key=cid.encode())
+            await _drain(h.pipeline, len(events) + 1)
+
+    asyncio.run(run())
+    assert len(h.sinks.dead) == 1
+    dl = h.sinks.dead[0]
+    assert dl["field"] == "schema_version" and "schema_version" in dl["reason"]
+    assert {"topic", "partition", "offset"} <= dl.keys()
+    assert h.repo.counts()["journal"] == len(events)
+    assert h.repo.counts()["dead_letters"] == 1
+
+
+def test_agent_counts_a_redelivered_event_once(harness: Harness) -> None:
+    h = harness
+    events = generate(seed=4, today=date(2026, 6, 1), contracts=1)
+    evidence = next(e for e in events if isinstance(e, ev.EvidenceSubmitted))
+
+    async def run() -> None:
+        async with h.app.svmon_agent.test_context() as agent:
+            for e in events:
+                await agent.put(encode_event(e), key=e.contract_id.encode())
+            for _ in range(2):
+                await agent.put(encode_event(evidence), key=evidence.contract_id.encode())
+            await _drain(h.pipeline, len(events) + 2)
+
+    asyncio.run(run())
+    state = h.store.get(evidence.contract_id)
+    assert state is not None
+    claimed = sum((r.quantity for r in state.evidence.values()
+                   if r.measure == evidence.measure and r.counts_as_claimed), Decimal(0))
+    assert state.totals_for(evidence.measure).claimed == claimed
+    assert h.repo.counts()["journal"] == len(events)
+
+
+def test_relay_publishes_each_notice_once(harness: Harness) -> None:
+    h = harness
+    events = generate(seed=3, today=date(2026, 11, 1), contracts=3)
+
+    async def run() -> tuple[int, int]:
+        async with h.app.svmon_agent.test_context() as agent:
+            for e in events:
+                await agent.put(encode_event(e), key=e.contract_id.encode())
+            await _drain(h.pipeline, len(events))
+        first = await h.pipeline.relay_notices()
+        second = await h.pipeline.relay_notices()
+        return first, second
+
+    first, second = asyncio.run(run())
+    assert first == h.repo.counts()["notices"] > 0
+    assert second == 0
+    kinds = {json.loads(body)["kind"] for _, body in h.sinks.notices}
+    assert "MilestoneMissed" in kinds
+
+
+def test_clock_ticks_every_known_contract(harness: Harness) -> None:
+    h = harness
+    events = generate(seed=3, today=date(2026, 11, 1), contracts=3)
+
+    async def run() -> int:
+        async with h.app.svmon_agent.test_context() as agent:
+            for e in events:
+                await agent.put(encode_event(e), key=e.contract_id.encode())
+            await _drain(h.pipeline, len(events))
+        return await h.pipeline.tick()
+
+    assert asyncio.run(run()) == 3
+    assert sorted(t.contract_id for t in h.sinks.ticks) == ["C-001", "C-002", "C-003"]
+    assert len({t.at for t in h.sinks.ticks}) == 1

@@ -1,0 +1,117 @@
+"""alerts.lifecycle.changes_for: which alert each derived fact raises or resolves."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from alerts.lifecycle import ANY_SUBJECT, AlertChange, changes_for
+from svmon.core import events as ev
+from tests.unit._builders import (
+    all_derived,
+    apply,
+    at,
+    committed,
+    d,
+    milestone,
+    registered,
+    submitted,
+    tick,
+    verified,
+)
+
+D = Decimal
+WHEN = at("2025-05-01")
+COMMON = {"contract_id": "C-001", "measure": "NT1", "caused_by": "tick-9", "at": WHEN}
+
+
+def missed(mid: str = "NT1-Q1") -> ev.MilestoneMissed:
+    return ev.MilestoneMissed(**COMMON, milestone_id=mid, due=d("2025-03-31"), target=D(2),
+                              verified=D(1), claimed=D(1))
+
+
+FACTS: dict[str, ev.Derived] = {
+    "MilestoneMissed": missed(),
+    "MilestoneMet": ev.MilestoneMet(**COMMON, milestone_id="NT1-Q2", due=d("2025-06-30"),
+                                    target=D(4), verified=D(5)),
+    "TargetAtRisk": ev.TargetAtRisk(**COMMON, target=D(10), forecast=D(4), claimed=D(1),
+                                    threshold=D("0.9")),
+    "TargetBackOnTrack": ev.TargetBackOnTrack(**COMMON, target=D(10), forecast=D(11)),
+    "TargetMet": ev.TargetMet(**COMMON, target=D(10), verified=D(10)),
+    "TargetMissed": ev.TargetMissed(**COMMON, target=D(10), verified=D(7), claimed=D(8)),
+}
+
+EXPECTED: dict[str, list[tuple[str, str, str]]] = {
+    "MilestoneMissed": [("raise", "MilestoneMissed", "NT1-Q1")],
+    "MilestoneMet": [("resolve", "MilestoneMissed", ANY_SUBJECT)],
+    "TargetAtRisk": [("raise", "TargetAtRisk", "")],
+    "TargetBackOnTrack": [("resolve", "TargetAtRisk", "")],
+    "TargetMet": [("resolve", "TargetAtRisk", "")],
+    "TargetMissed": [("resolve", "TargetAtRisk", ""), ("raise", "TargetMissed", "")],
+}
+
+
+def test_every_derived_type_is_mapped() -> None:
+    assert set(FACTS) == {t.__name__ for t in ev.DERIVED_TYPES} == set(EXPECTED)
+
+
+@pytest.mark.parametrize("kind", sorted(FACTS))
+def test_changes_for_each_derived_fact(kind: str) -> None:
+    fact = FACTS[kind]
+    changes = changes_for(fact)
+    assert [(c.action, c.kind, c.subject) for c in changes] == EXPECTED[kind]
+    for c in changes:
+        assert (c.contract_id, c.measure, c.at) == ("C-001", "NT1", WHEN)
+        assert c.derived_id == fact.derived_id
+
+
+def test_base_derived_fact_changes_nothing() -> None:
+    assert changes_for(ev.Derived(**COMMON)) == []
+
+
+def test_identity_separates_milestones_but_not_forecasts() -> None:
+    [a] = changes_for(missed("NT1-Q1"))
+    [b] = changes_for(missed("NT1-Q2"))
+    assert a.identity == ("C-001", "NT1", "MilestoneMissed", "NT1-Q1")
+    assert a.identity != b.identity
+    [risk] = changes_for(FACTS["TargetAtRisk"])
+    [back] = changes_for(FACTS["TargetBackOnTrack"])
+    assert risk.identity == back.identity == ("C-001", "NT1", "TargetAtRisk", "")
+
+
+def _open_alerts(changes: list[AlertChange]) -> set[tuple[str, str, str, str]]:
+    """A minimal alert store: one open alert per identity, '*' resolves every subject."""
+    open_: set[tuple[str, str, str, str]] = set()
+    for c in changes:
+        if c.action == "raise":
+            open_.add(c.identity)
+        elif c.subject == ANY_SUBJECT:
+            open_ = {i for i in open_ if i[:3] != c.identity[:3]}
+        else:
+            open_.discard(c.identity)
+    return open_
+
+
+def test_alerts_from_a_folded_log_open_and_close() -> None:
+    events = [
+        registered(), committed("NT1", "10"),
+        milestone("NT1-Q1", "NT1", "2025-03-31", "2"),
+        milestone("NT1-Q2", "NT1", "2025-06-30", "4"),
+        submitted("E1", "NT1", "1", "2025-01-01", "2025-03-31", "2025-04-03"),
+        verified("E1", "2025-04-04"),
+        tick("2025-05-01"),  # NT1-Q1 missed (1 of 2), NT1 at risk (1 × 365/90 < 9)
+    ]
+    _, log = apply(events)
+    after_may = [c for x in all_derived(log) for c in changes_for(x)]
+    assert _open_alerts(after_may) == {
+        ("C-001", "NT1", "MilestoneMissed", "NT1-Q1"),
+        ("C-001", "NT1", "TargetAtRisk", ""),
+    }
+    _, later = apply(events + [
+        submitted("E2", "NT1", "9", "2025-04-01", "2025-06-30", "2025-07-03"),
+        verified("E2", "2025-07-04"),  # target met: at-risk resolved
+        tick("2025-08-01"),  # NT1-Q2 met: the earlier miss is history
+    ])
+    changes = [c for x in all_derived(later) for c in changes_for(x)]
+    assert _open_alerts(changes) == set()
