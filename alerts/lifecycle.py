@@ -6,6 +6,7 @@ at most one is open per identity, so a flapping forecast cannot start a storm.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -51,3 +52,17 @@ def changes_for(d: ev.Derived) -> list[AlertChange]:
     if isinstance(d, ev.TargetMissed):
         return [change("resolve", "TargetAtRisk"), change("raise", "TargetMissed")]
     return []
+
+
+def open_alerts(derived: Iterable[ev.Derived]) -> set[tuple[str, str, str, str]]:
+    """The alert identities left open after these facts, as the inbox would hold them."""
+    opened: set[tuple[str, str, str, str]] = set()
+    for d in derived:
+        for c in changes_for(d):
+            if c.action == "raise":
+                opened.add(c.identity)
+            elif c.subject == ANY_SUBJECT:
+                opened = {a for a in opened if a[:3] != c.identity[:3]}
+            else:
+                opened.discard(c.identity)
+    return opened

@@ -23,6 +23,7 @@ from sqlmodel import SQLModel
 from alerts.lifecycle import ANY_SUBJECT, AlertChange, changes_for
 from models.tables import (
     AlertRow,
+    ChainHead,
     ContractRow,
     DeadLetterRow,
     EvidenceRow,
@@ -34,6 +35,7 @@ from models.tables import (
     PositionRow,
     canonical,
 )
+from svmon.audit.chain import GENESIS, ChainRow, link_hash
 from svmon.core import events as ev
 from svmon.core.catalogue import Catalogue
 from svmon.core.rules import shortfall
@@ -128,7 +130,7 @@ class Repository:
     def apply_batch(self, b: Batch) -> None:
         now = now_utc()
         with self.engine.begin() as conn:
-            self._insert_ignore(conn, T(JournalEntry), b.journal, ("event_id",))
+            self._append_journal(conn, b.journal)
             self._write_states(conn, b)
             self._write_derived(conn, b.derived)
             self._insert_ignore(conn, T(DeadLetterRow), b.dead_letters,
@@ -137,6 +139,32 @@ class Repository:
                 dict(consumer=b.consumer, topic=t, partition=p, offset=o, updated_at=now)
                 for (t, p), o in sorted(b.positions.items())
             ], ("consumer", "topic", "partition"))
+
+    def _append_journal(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        """Append the events not journalled yet, each linked into its contract's chain."""
+        if not rows:
+            return
+        j, h = T(JournalEntry), T(ChainHead)
+        ids = [r["event_id"] for r in rows]
+        seen = {r[0] for r in conn.execute(select(j.c.event_id).where(j.c.event_id.in_(ids)))}
+        contracts = sorted({r["contract_id"] for r in rows})
+        heads = {r.contract_id: (r.length, r.head_hash) for r in conn.execute(
+            select(h).where(h.c.contract_id.in_(contracts)))}
+        new = []
+        for r in rows:
+            if r["event_id"] in seen:
+                continue
+            seen.add(r["event_id"])
+            length, prev = heads.get(r["contract_id"], (0, GENESIS))
+            n = length + 1
+            digest = link_hash(prev, r["contract_id"], n, r["event_id"], r["recorded_at"],
+                               r["actor"], r["payload"])
+            new.append({**r, "chain_seq": n, "prev_hash": prev, "hash": digest})
+            heads[r["contract_id"]] = (n, digest)
+        if new:
+            conn.execute(j.insert(), new)
+            self._upsert(conn, h, [dict(contract_id=c, length=n, head_hash=d)
+                                   for c, (n, d) in sorted(heads.items())], ("contract_id",))
 
     def _write_states(self, conn: Connection, b: Batch) -> None:
         contracts, totals, milestones, evidence = [], [], [], []
@@ -237,6 +265,38 @@ class Repository:
         with self.engine.connect() as conn:
             for (payload,) in conn.execution_options(yield_per=2000).execute(q):
                 yield decode_event(payload)
+
+    def live_totals(self) -> dict[tuple[str, str], dict[str, Any]]:
+        t = T(MeasureTotalRow)
+        with self.engine.connect() as conn:
+            return {(r["contract_id"], r["measure"]): dict(r)
+                    for r in conn.execute(select(t)).mappings()}
+
+    def expected_totals(self, states: Iterable[ContractState]
+                        ) -> dict[tuple[str, str], dict[str, Any]]:
+        """The totals rows these states would write (what a replay compares with live)."""
+        return {(r["contract_id"], r["measure"]): r
+                for s in states if s.terms is not None for r in self.total_rows(s)}
+
+    def open_alert_identities(self) -> set[tuple[str, str, str, str]]:
+        a = T(AlertRow)
+        with self.engine.connect() as conn:
+            return {(r.contract_id, r.measure, r.kind, r.subject) for r in conn.execute(
+                select(a.c.contract_id, a.c.measure, a.c.kind, a.c.subject)
+                .where(a.c.status == "open"))}
+
+    def chain_rows(self) -> Iterator[ChainRow]:
+        j = T(JournalEntry)
+        q = select(j.c.seq, j.c.contract_id, j.c.chain_seq, j.c.event_id, j.c.recorded_at,
+                   j.c.actor, j.c.payload, j.c.prev_hash, j.c.hash).order_by(j.c.seq)
+        with self.engine.connect() as conn:
+            for r in conn.execution_options(yield_per=2000).execute(q):
+                yield ChainRow(*r)
+
+    def chain_heads(self) -> dict[str, tuple[int, str]]:
+        h = T(ChainHead)
+        with self.engine.connect() as conn:
+            return {r.contract_id: (r.length, r.head_hash) for r in conn.execute(select(h))}
 
     def contract_ids(self) -> list[str]:
         c = T(ContractRow)

@@ -78,10 +78,14 @@ def _ts(nullable: bool = False) -> datetime:
 
 
 class JournalEntry(SQLModel, table=True):
-    """Every accepted event, in the order it was first applied (``seq``)."""
+    """Every accepted event, in the order it was first applied (``seq``).
+
+    Append-only, and hash-chained per contract (see ``svmon.audit.chain``).
+    """
 
     __tablename__ = "journal"
-    __table_args__ = (Index("ix_journal_contract_seq", "contract_id", "seq"),)
+    __table_args__ = (Index("ix_journal_contract_seq", "contract_id", "seq"),
+                      UniqueConstraint("contract_id", "chain_seq"))
 
     seq: int | None = Field(default=None, primary_key=True)
     event_id: str = Field(unique=True, max_length=128)
@@ -95,6 +99,19 @@ class JournalEntry(SQLModel, table=True):
     topic: str = Field(max_length=200)
     partition: int
     offset: int
+    chain_seq: int
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class ChainHead(SQLModel, table=True):
+    """The length and last hash of each contract's chain: a deleted tail shows."""
+
+    __tablename__ = "chain_head"
+
+    contract_id: str = Field(primary_key=True, max_length=128)
+    length: int
+    head_hash: str = Field(max_length=64)
 
 
 class ContractRow(SQLModel, table=True):

@@ -44,9 +44,10 @@ def contract_key(r: Record) -> str | None:
 
 
 def process(records: Sequence[Record], lookup: StateLookup, catalogue: Catalogue,
-            consumer: str, policy: Policy = DEFAULT_POLICY) -> Batch:
+            consumer: str, policy: Policy = DEFAULT_POLICY,
+            recorded_at: datetime | None = None) -> Batch:
     batch = Batch(consumer=consumer)
-    recorded_at = now_utc()
+    recorded_at = recorded_at or now_utc()
     for r in records:
         batch.advance(r.topic, r.partition, r.offset)
         try:

@@ -1,0 +1,1 @@
+"""The auditor's tools: the journal's hash chain, replay, verification and exports."""

@@ -1,0 +1,152 @@
+"""Rebuild state from the log with the live fold, as at any moment, and compare.
+
+Two sources of the same log: the database journal (``recorded_at`` is when the live
+worker applied each event) and the Kafka topic (record timestamps). The embedded
+broker's ``offsets_for_times`` and ``end_offsets`` are not reliable, so the topic is
+scanned from the beginning with manual partition assignment (no consumer group), each
+record filtered on its timestamp, until several polls in a row come back empty.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from alerts.lifecycle import open_alerts
+from svmon.core import events as ev
+from svmon.core.catalogue import Catalogue
+from svmon.core.errors import InvalidInput
+from svmon.core.fold import fold
+from svmon.core.rules import DEFAULT_POLICY, Policy
+from svmon.core.state import ContractState
+from svmon.schemas import decode_event
+
+
+@dataclass
+class Rebuild:
+    states: dict[str, ContractState] = field(default_factory=dict)
+    derived: list[ev.Derived] = field(default_factory=list)
+    events: int = 0
+    rejected: int = 0  # events the fold refused (they were dead-lettered live too)
+    undecodable: int = 0
+
+    def open_alerts(self) -> set[tuple[str, str, str, str]]:
+        return open_alerts(self.derived)
+
+
+def rebuild(events: Iterable[ev.ContractEvent | None], catalogue: Catalogue,
+            policy: Policy = DEFAULT_POLICY,
+            progress: Callable[[int], None] | None = None) -> Rebuild:
+    """Fold a log (``None`` marks a record that did not decode)."""
+    out = Rebuild()
+    for e in events:
+        out.events += 1
+        if progress is not None and out.events % 1000 == 0:
+            progress(1000)
+        if e is None:
+            out.undecodable += 1
+            continue
+        s = out.states.get(e.contract_id) or ContractState(e.contract_id)
+        try:
+            s, d = fold(s, e, catalogue, policy)
+        except InvalidInput:
+            out.rejected += 1
+            continue
+        out.states[e.contract_id] = s
+        out.derived.extend(d)
+    if progress is not None:
+        progress(out.events % 1000)
+    return out
+
+
+def topic_events(bootstrap: str, topic: str, as_of: datetime | None = None,
+                 idle_polls: int = 5, poll_ms: int = 200,
+                 **consumer_config: Any) -> Iterator[ev.ContractEvent | None]:
+    """Every record of ``topic`` up to ``as_of`` (record timestamp), in partition order.
+
+    A contract's events share a partition, so per-contract order is the log's order.
+    Yields ``None`` for records that do not decode (the live worker dead-lettered them).
+    """
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                             enable_auto_commit=False, max_poll_records=5000,
+                             fetch_max_bytes=64 * 1024 * 1024, **consumer_config)
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        limit_ms = int(as_of.timestamp() * 1000) if as_of else None
+        empty = 0
+        while empty < idle_polls:
+            batch = consumer.poll(timeout_ms=poll_ms)
+            if not batch:
+                empty += 1
+                continue
+            empty = 0
+            for tp in sorted(batch, key=lambda t: t.partition):
+                for rec in batch[tp]:
+                    if limit_ms is not None and rec.timestamp > limit_ms:
+                        continue
+                    try:
+                        e = decode_event(rec.value)
+                    except InvalidInput:
+                        yield None
+                        continue
+                    if rec.key is None or rec.key.decode(errors="replace") != e.contract_id:
+                        yield None  # the live worker refuses a key that is not the contract
+                        continue
+                    yield e
+    finally:
+        consumer.close()
+
+
+# ---------------------------------------------------------------- comparison
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    contract_id: str
+    measure: str
+    what: str
+    rebuilt: Any
+    live: Any
+
+    def __str__(self) -> str:
+        where = f"{self.contract_id}/{self.measure}" if self.measure else self.contract_id
+        return f"{where}: {self.what} rebuilt {self.rebuilt!r} but live {self.live!r}"
+
+
+TOTAL_FIELDS = ("target", "claimed", "verified", "proxy_gbp", "target_gbp", "claimed_gbp",
+                "verified_gbp", "shortfall", "at_risk", "target_met")
+
+
+def _norm(v: Any) -> Any:
+    return Decimal(v) if isinstance(v, Decimal | int | str) and not isinstance(v, bool) else v
+
+
+def compare(rebuilt: Rebuild, live_totals: dict[tuple[str, str], dict[str, Any]],
+            expected_totals: dict[tuple[str, str], dict[str, Any]],
+            live_alerts: set[tuple[str, str, str, str]]) -> list[Mismatch]:
+    """Differences between rebuilt and live figures, each naming contract and measure."""
+    out: list[Mismatch] = []
+    for key in sorted(set(live_totals) | set(expected_totals)):
+        cid, m = key
+        want, got = expected_totals.get(key), live_totals.get(key)
+        if want is None or got is None:
+            out.append(Mismatch(cid, m, "row", "present" if want else "absent",
+                                "present" if got else "absent"))
+            continue
+        for f in TOTAL_FIELDS:
+            if _norm(want[f]) != _norm(got[f]):
+                out.append(Mismatch(cid, m, f, want[f], got[f]))
+    rebuilt_alerts = rebuilt.open_alerts()
+    for a in sorted(rebuilt_alerts - live_alerts):
+        out.append(Mismatch(a[0], a[1], f"open alert {a[2]} {a[3]}".strip(), "open", "absent"))
+    for a in sorted(live_alerts - rebuilt_alerts):
+        out.append(Mismatch(a[0], a[1], f"open alert {a[2]} {a[3]}".strip(), "absent", "open"))
+    return out
