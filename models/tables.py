@@ -19,15 +19,18 @@ from sqlmodel import Field, SQLModel
 
 
 class ExactDecimal(TypeDecorator[Decimal]):
-    """NUMERIC(20, 6) on PostgreSQL; text on SQLite, which would round through float."""
+    """NUMERIC(38, 12) on PostgreSQL; text on SQLite, which would round through float.
+
+    Twelve places keep units (6 places on the wire) × proxy values (6 places) exact.
+    """
 
     impl = String
     cache_ok = True
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name == "sqlite":
-            return dialect.type_descriptor(String(40))
-        return dialect.type_descriptor(Numeric(20, 6, asdecimal=True))
+            return dialect.type_descriptor(String(60))
+        return dialect.type_descriptor(Numeric(38, 12, asdecimal=True))
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         if value is None:
@@ -63,7 +66,6 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-# Units and £ keep 6 decimal places (the wire allows 6) on up to 10^14.
 AMOUNT = ExactDecimal()
 
 
@@ -85,10 +87,11 @@ class JournalEntry(SQLModel, table=True):
 
     __tablename__ = "journal"
     __table_args__ = (Index("ix_journal_contract_seq", "contract_id", "seq"),
-                      UniqueConstraint("contract_id", "chain_seq"))
+                      UniqueConstraint("contract_id", "chain_seq"),
+                      UniqueConstraint("contract_id", "event_id"))  # ids are per contract
 
     seq: int | None = Field(default=None, primary_key=True)
-    event_id: str = Field(unique=True, max_length=128)
+    event_id: str = Field(max_length=128)
     contract_id: str = Field(max_length=128)
     type: str = Field(max_length=40)
     schema_version: int
@@ -227,15 +230,21 @@ class PositionRow(SQLModel, table=True):
 
 
 class DeadLetterRow(SQLModel, table=True):
+    """A record that was refused. The same record redelivered is stored once; the raw
+    hash tells it from a new record at a reused offset (the embedded broker restarts
+    its offsets when it restarts)."""
+
     __tablename__ = "dead_letter"
-    __table_args__ = (UniqueConstraint("topic", "partition", "offset"),)
+    __table_args__ = (UniqueConstraint("topic", "partition", "offset", "raw_sha256"),
+                      Index("ix_dead_letter_event", "contract_id", "event_id"))
 
     id: int | None = Field(default=None, primary_key=True)
     topic: str = Field(max_length=200)
     partition: int
     offset: int
+    raw_sha256: str = Field(max_length=64)
     key: str | None = Field(default=None, max_length=400)
-    contract_id: str | None = Field(default=None, index=True, max_length=128)
+    contract_id: str | None = Field(default=None, max_length=128)
     event_id: str | None = Field(default=None, max_length=128)
     error: str = Field(max_length=60)
     field: str | None = Field(default=None, max_length=200)

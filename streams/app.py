@@ -1,10 +1,11 @@
 """The Faust app: one agent folds contract events, two timers keep time and relay alerts.
 
 Built by :func:`build_app` from settings, a repository and a catalogue; nothing here
-connects at import time. The agent reads batches (``take_events``: offsets are
-acknowledged only after the batch's database transaction commits, so a crash means
-redelivery, never loss), brings each contract's state up to the database's version
-when it first meets it, folds, writes the batch, then updates the Faust table.
+connects at import time. The agent reads batches and acknowledges them only after the
+batch's database transaction commits, so a crash means redelivery, never loss. Per
+batch it asks the database which event ids were accepted or refused before, brings
+each contract's state up to the database's version when it first meets it, folds,
+writes the batch, then updates the Faust table.
 """
 
 from __future__ import annotations
@@ -19,17 +20,21 @@ from typing import Any, Protocol, TypeVar
 
 import faust
 from faust.serializers import codecs
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
 
 from models.repository import Batch, Repository
-from streams.processor import Record, process
+from streams.processor import Decoded, Record, dead_letter, decode_all, process
 from svmon.core import events as ev
+from svmon.core.errors import InvalidInput
 from svmon.core.fold import fold_all
+from svmon.core.idempotence import key_of
 from svmon.core.state import ContractState, state_from_dict, state_to_dict
-from svmon.schemas import encode_event, to_jsonable
+from svmon.schemas import encode_event, now_utc, to_jsonable
 from svmon.settings import Settings
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
+TRANSIENT = (OperationalError, InterfaceError, DisconnectionError)
 
 
 class StateCodec(codecs.Codec):
@@ -76,7 +81,8 @@ class _TopicSinks:
         await self.dlq.send(key=record.get("key"), value=json.dumps(body).encode())
 
     async def notice(self, contract_id: str, body: str) -> None:
-        await self.alerts.send(key=contract_id, value=body.encode())
+        delivery = await self.alerts.send(key=contract_id, value=body.encode())
+        await delivery  # the broker acknowledged it
 
     async def tick(self, event: ev.ClockTicked) -> None:
         await self.events.send(key=event.contract_id, value=encode_event(event))
@@ -111,18 +117,51 @@ class Pipeline:
         versions = await self._run(self.repo.state_versions, unchecked)
         for cid in unchecked:
             have = self.store.get(cid)
-            if versions.get(cid, 0) > (have.version if have else 0):
+            want = versions.get(cid, 0)
+            if want > (have.version if have else 0):
                 states, _ = await self._run(self._rebuild, cid)
+                got = states[cid].version
+                if got != want:  # the fold and the database disagree: stop, loudly
+                    raise RuntimeError(f"rebuilding {cid} from the journal reached version "
+                                       f"{got}, but the database says {want}")
                 self.store.put(cid, states[cid])
-                log.info("rebuilt %s from the journal (version %s)", cid, states[cid].version)
+                log.info("rebuilt %s from the journal (version %s)", cid, got)
             self.checked.add(cid)
 
     def _rebuild(self, contract_id: str) -> tuple[dict[str, ContractState], list[ev.Derived]]:
         return fold_all(self.repo.journal_events(contract_id), self.repo.catalogue)
 
     async def handle(self, records: list[Record]) -> Batch:
-        await self.catch_up({r.key.decode(errors="replace") for r in records if r.key})
-        batch = process(records, self.store.get, self.repo.catalogue, self.settings.app_id)
+        """Process and durably write one batch; returns only once it is committed.
+
+        A database that is unreachable is retried with backoff (nothing is acknowledged
+        meanwhile); a batch the database refuses is applied record by record, and a
+        record it still refuses is dead-lettered.
+        """
+        decoded = decode_all(records)
+        attempt = 0
+        while True:
+            try:
+                batch = await self._handle_once(decoded)
+                break
+            except TRANSIENT as err:
+                attempt += 1
+                delay = min(30.0, 0.2 * 2 ** attempt)
+                log.warning("database unavailable (%s); retrying in %.1fs", err, delay)
+                await asyncio.sleep(delay)
+            except SQLAlchemyError:
+                log.exception("the database refused a batch; applying it record by record")
+                batch = await self._handle_singly(decoded)
+                break
+        self.processed += len(records)
+        return batch
+
+    async def _handle_once(self, decoded: list[Decoded]) -> Batch:
+        keys = [key_of(e) for _, e in decoded if not isinstance(e, InvalidInput)]
+        gate = await self._run(self.repo.seed_gate, keys)
+        await self.catch_up({k[0] for k in keys})
+        batch = process(decoded, self.store.get, self.repo.catalogue, self.settings.app_id,
+                        gate=gate)
         await self._run(self.repo.apply_batch, batch)
         for cid, state in batch.states.items():
             self.store.put(cid, state)
@@ -130,14 +169,41 @@ class Pipeline:
             log.warning("dead letter %s/%s@%s: %s", dl["topic"], dl["partition"], dl["offset"],
                         dl["reason"])
             await self.sinks.dead_letter(dl)
-        self.processed += len(records)
         return batch
+
+    async def _handle_singly(self, decoded: list[Decoded]) -> Batch:
+        merged = Batch(consumer=self.settings.app_id)
+        for r, e in decoded:
+            while True:
+                try:
+                    b = await self._handle_once([(r, e)])
+                    break
+                except TRANSIENT as err:
+                    log.warning("database unavailable (%s); retrying", err)
+                    await asyncio.sleep(1.0)
+                except SQLAlchemyError as err:
+                    bad = InvalidInput("message", "an event the database can store", str(err),
+                                       contract_id=getattr(e, "contract_id", None),
+                                       event_id=getattr(e, "event_id", None))
+                    b = Batch(consumer=self.settings.app_id,
+                              dead_letters=[dead_letter(r, bad, now_utc())])
+                    b.advance(r.topic, r.partition, r.offset)
+                    await self._run(self.repo.apply_batch, b)
+                    await self.sinks.dead_letter(b.dead_letters[0])
+                    break
+            merged.states.update(b.states)
+            merged.derived.extend(b.derived)
+            merged.dead_letters.extend(b.dead_letters)
+            merged.journal.extend(b.journal)
+        return merged
 
     async def relay_notices(self) -> int:
         """Outbox relay: derived facts committed in the database go to the alerts topic."""
         pending = await self._run(self.repo.unpublished_notices)
-        for _, contract_id, body in pending:
-            await self.sinks.notice(contract_id, body)
+        if not pending:
+            return 0
+        # mark published only once the broker has acknowledged every record
+        await asyncio.gather(*[self.sinks.notice(cid, body) for _, cid, body in pending])
         await self._run(self.repo.mark_published, [d for d, _, _ in pending])
         return len(pending)
 
@@ -146,8 +212,8 @@ class Pipeline:
         at = at or datetime.now(UTC)
         contract_ids = await self._run(self.repo.contract_ids)
         for cid in contract_ids:
-            await self.sinks.tick(ev.ClockTicked(
-                event_id=f"{cid}:tick:{at.isoformat()}", contract_id=cid, occurred_at=at, at=at))
+            await self.sinks.tick(ev.ClockTicked(  # ids are per contract: the time suffices
+                event_id=f"tick:{at.isoformat()}", contract_id=cid, occurred_at=at, at=at))
         return len(contract_ids)
 
 
@@ -193,16 +259,25 @@ def build_app(settings: Settings, repo: Repository, *, store: StateStore | None 
 
     @app.agent(events_topic, name="fold-contract-events")
     async def fold_contract_events(stream: Any) -> Any:
-        async for batch_events in stream.take_events(settings.batch_size,
-                                                     within=settings.batch_seconds):
+        # noack_take: events are acknowledged here, after the batch is committed; an
+        # exception or a shutdown mid-batch acknowledges nothing, so it is redelivered.
+        async for batch_events in stream.noack_take(settings.batch_size,
+                                                    within=settings.batch_seconds):
             records = [Record(e.message.topic, e.message.partition, e.message.offset,
                               e.message.key, e.message.value) for e in batch_events]
-            batch = await pipeline.handle(records)
+            try:
+                batch = await pipeline.handle(records)
+            except Exception:
+                log.critical("batch of %d not processed; it will be redelivered",
+                             len(records), exc_info=True)
+                raise
+            for e in batch_events:
+                await stream.ack(e)
             if on_batch is not None:
                 await on_batch(batch)
             yield len(records)
 
-    @app.timer(interval=settings.relay_seconds)
+    @app.timer(interval=settings.relay_seconds, on_leader=True)
     async def relay() -> None:
         await pipeline.relay_notices()
 

@@ -57,12 +57,22 @@ class EventPublisher:
 
 
 def publish(events: Iterable[ContractEvent], settings: Settings,
-            progress: Callable[[int], None] | None = None) -> int:
-    """Send events in order, wait until the broker has them all, return the count."""
+            progress: Callable[[int], None] | None = None,
+            offsets: dict[int, tuple[int, int]] | None = None) -> int:
+    """Send events in order, wait until the broker has them all, return the count.
+
+    ``offsets``, when given, is filled with partition -> (first, last) offset written.
+    """
     n = 0
+
+    def note(md: Any) -> None:
+        if offsets is not None:
+            first, last = offsets.get(md.partition, (md.offset, md.offset))
+            offsets[md.partition] = (min(first, md.offset), max(last, md.offset))
+
     with EventPublisher(settings.bootstrap, settings.events_topic) as pub:
         for e in events:
-            pub.send(e)
+            pub.send(e).add_callback(note)
             n += 1
             if progress and n % 500 == 0:
                 progress(500)

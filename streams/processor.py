@@ -2,12 +2,13 @@
 
 No Faust here: the agent hands in plain records and a state lookup, so the same code
 runs under ``agent.test_context()``, against the real broker, and in benchmarks.
-Per record: decode at the edge, fold with the core, and either keep the result or
-dead-letter the record with its topic, partition, offset and reason.
+Per record: decode at the edge, pass the event-id gate, fold with the core, and either
+keep the result or dead-letter the record with its topic, partition, offset and reason.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,10 +18,12 @@ from svmon.core import events as ev
 from svmon.core.catalogue import Catalogue
 from svmon.core.errors import InvalidInput
 from svmon.core.fold import fold
+from svmon.core.idempotence import EventGate
 from svmon.core.rules import DEFAULT_POLICY, Policy
 from svmon.core.state import ContractState
 from svmon.schemas import SCHEMA_VERSION, decode_event, now_utc
 
+log = logging.getLogger(__name__)
 RAW_KEEP = 4096  # characters of a bad message kept in its dead letter
 
 
@@ -33,6 +36,7 @@ class Record:
     value: bytes
 
 
+Decoded = tuple[Record, ev.ContractEvent | InvalidInput]
 StateLookup = Callable[[str], ContractState | None]
 
 
@@ -43,26 +47,56 @@ def contract_key(r: Record) -> str | None:
         return None
 
 
-def process(records: Sequence[Record], lookup: StateLookup, catalogue: Catalogue,
-            consumer: str, policy: Policy = DEFAULT_POLICY,
-            recorded_at: datetime | None = None) -> Batch:
+def decode(r: Record) -> ev.ContractEvent | InvalidInput:
+    """The event, or the reason it cannot be one (never raises for bad input)."""
+    try:
+        e = decode_event(r.value)
+    except InvalidInput as err:
+        return err
+    key = contract_key(r)
+    if key != e.contract_id:
+        return InvalidInput("key", f"the contract id {e.contract_id!r} (the key keeps a "
+                            "contract's events in order)", key, contract_id=e.contract_id,
+                            event_id=e.event_id)
+    return e
+
+
+def decode_all(records: Sequence[Record]) -> list[Decoded]:
+    return [(r, decode(r)) for r in records]
+
+
+def process(records: Sequence[Record] | Sequence[Decoded], lookup: StateLookup,
+            catalogue: Catalogue, consumer: str, policy: Policy = DEFAULT_POLICY,
+            recorded_at: datetime | None = None, gate: EventGate | None = None) -> Batch:
+    """Fold a batch; ``gate`` says which event ids were accepted or refused before."""
     batch = Batch(consumer=consumer)
     recorded_at = recorded_at or now_utc()
-    for r in records:
+    gate = gate or EventGate()
+    items = [x if isinstance(x, tuple) else (x, decode(x)) for x in records]
+    for r, e in items:
         batch.advance(r.topic, r.partition, r.offset)
+        if isinstance(e, InvalidInput):
+            batch.dead_letters.append(dead_letter(r, e, recorded_at))
+            continue
         try:
-            e = decode_event(r.value)
-            key = contract_key(r)
-            if key != e.contract_id:
-                raise InvalidInput("key", f"the contract id {e.contract_id!r} (the key keeps "
-                                   "a contract's events in order)", key,
-                                   contract_id=e.contract_id, event_id=e.event_id)
+            if gate.check(e) == "duplicate":
+                continue
             state = batch.states.get(e.contract_id) or lookup(e.contract_id) \
                 or ContractState(e.contract_id)
             new, derived = fold(state, e, catalogue, policy)
         except InvalidInput as err:
+            gate.refused(e)
             batch.dead_letters.append(dead_letter(r, err, recorded_at))
             continue
+        except Exception as err:  # a defect must cost one record, never the batch
+            log.exception("internal error folding %s/%s@%s", r.topic, r.partition, r.offset)
+            gate.refused(e)
+            batch.dead_letters.append(dead_letter(r, InvalidInput(
+                "message", "an event the monitor can process (internal error: "
+                f"{type(err).__name__})", str(err), contract_id=e.contract_id,
+                event_id=e.event_id), recorded_at))
+            continue
+        gate.accepted(e)
         batch.states[e.contract_id] = new
         batch.derived.extend(derived)
         batch.journal.append(journal_row(r, e, recorded_at))
@@ -80,7 +114,10 @@ def journal_row(r: Record, e: ev.ContractEvent, recorded_at: datetime) -> dict[s
 
 
 def dead_letter(r: Record, err: InvalidInput, at: datetime) -> dict[str, object]:
+    import hashlib
+
     raw = r.value[: RAW_KEEP * 4].decode("utf-8", errors="replace")[:RAW_KEEP]
     return dict(topic=r.topic, partition=r.partition, offset=r.offset,
-                key=contract_key(r), contract_id=err.contract_id, event_id=err.event_id,
+                raw_sha256=hashlib.sha256(r.value).hexdigest(), key=contract_key(r),
+                contract_id=err.contract_id, event_id=err.event_id,
                 error=type(err).__name__, field=err.field, reason=str(err), raw=raw, at=at)

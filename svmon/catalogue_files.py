@@ -31,22 +31,26 @@ def demo_catalogue_path() -> Path:
     return Path(str(resources.files("svmon") / "data" / "catalogue-demo.csv"))
 
 
-def _rows_csv(path: Path) -> Iterator[dict[str, Any]]:
+def _rows_csv(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number as a spreadsheet or editor shows it, row)."""
     with path.open(newline="", encoding="utf-8-sig") as fh:
-        yield from csv.DictReader(fh)
+        reader = csv.DictReader(fh)
+        for row in reader:
+            yield reader.line_num, row
 
 
-def _rows_xlsx(path: Path) -> Iterator[dict[str, Any]]:
+def _rows_xlsx(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     from openpyxl import load_workbook  # imported here: only XLSX users pay for it
 
     wb = load_workbook(path, read_only=True, data_only=True)
     try:
         rows = wb.active.iter_rows(values_only=True)
         header = [str(h).strip() if h is not None else "" for h in next(rows, ())]
-        for row in rows:
+        for number, row in enumerate(rows, start=2):
             if all(c is None for c in row):
                 continue
-            yield {h: ("" if c is None else c) for h, c in zip(header, row, strict=False)}
+            yield number, {h: ("" if c is None else c)
+                           for h, c in zip(header, row, strict=False)}
     finally:
         wb.close()
 
@@ -79,18 +83,25 @@ def _measure(row: Mapping[str, Any], where: str) -> Measure:
 def read_measures(path: str | Path) -> list[Measure]:
     p = Path(path)
     if p.suffix.lower() in (".xlsx", ".xlsm"):
-        rows: Iterable[dict[str, Any]] = _rows_xlsx(p)
+        rows: Iterable[tuple[int, dict[str, Any]]] = _rows_xlsx(p)
     elif p.suffix.lower() == ".csv":
         rows = _rows_csv(p)
     else:
         raise CatalogueFileError("path", "a .csv or .xlsx file", str(p))
-    # row 1 is the header, so data rows start at 2 as a spreadsheet shows them
-    return [_measure(r, f"{p.name} row {i}") for i, r in enumerate(rows, start=2)]
+    return [_measure(r, f"{p.name} row {i}") for i, r in rows]
 
 
 def load_catalogue(paths: Iterable[str | Path] = ()) -> Catalogue:
     """The demo catalogue plus any extra files (later editions, local sets)."""
-    measures = read_measures(demo_catalogue_path())
-    for path in paths:
-        measures.extend(read_measures(path))
+    measures = []
+    where: dict[tuple[str, str], str] = {}
+    for path in (demo_catalogue_path(), *paths):
+        for i, m in enumerate(read_measures(path), start=1):
+            key = (m.edition, m.code)
+            if key in where:
+                raise CatalogueFileError(
+                    f"{Path(path).name} measure {i}: code",
+                    f"unique within edition {m.edition!r} (already in {where[key]})", m.code)
+            where[key] = Path(path).name
+            measures.append(m)
     return Catalogue(measures)

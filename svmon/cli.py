@@ -53,20 +53,24 @@ def _check(children: list[Any]) -> None:
                                        f"(exit {c.proc.returncode}); see {c.log_path}")
 
 
-def _wait_for(repo: Any, want: int, timeout: float, label: str,
-              children: list[Any]) -> dict[str, int]:
-    """Poll the database until ``want`` events are journalled or dead-lettered."""
+def _wait_for(repo: Any, settings: Settings, written: dict[int, tuple[int, int]],
+              timeout: float, label: str, children: list[Any]) -> bool:
+    """Poll the worker's positions until every record written is in the database."""
     deadline = time.monotonic() + timeout
-    with click.progressbar(length=want, label=label, show_pos=True) as bar:
+    total = sum(last - first + 1 for first, last in written.values())
+    with click.progressbar(length=total, label=label, show_pos=True) as bar:
         done = 0
         while True:
             _check(children)
-            counts = repo.counts()
-            now = min(want, counts["journal"] + counts["dead_letters"])
+            pos = repo.positions(settings.app_id, settings.events_topic)
+            now = sum(max(0, min(pos.get(p, -1), last) - first + 1)
+                      for p, (first, last) in written.items())
             bar.update(now - done)
             done = now
-            if done >= want or time.monotonic() > deadline:
-                return counts  # type: ignore[no-any-return]
+            if done >= total:
+                return True
+            if time.monotonic() > deadline:
+                return False
             time.sleep(0.5)
 
 
@@ -91,11 +95,9 @@ def up(demo: bool, seed: int, contracts: int, embedded_broker: bool,
     logs.mkdir(parents=True, exist_ok=True)
     broker = None
     children: list[Child] = []
-    stopping = False
 
-    def _stop(*_: Any) -> None:
-        nonlocal stopping
-        stopping = True
+    def _stop(*_: Any) -> None:  # SIGTERM stops `up` as Ctrl-C does, whatever it is doing
+        raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _stop)
     try:
@@ -117,7 +119,7 @@ def up(demo: bool, seed: int, contracts: int, embedded_broker: bool,
         if exit_after_load:
             return
         click.echo("Running. Press Ctrl-C to stop.")
-        while not stopping:
+        while True:
             _check(children)
             time.sleep(0.5)
     except KeyboardInterrupt:
@@ -125,6 +127,8 @@ def up(demo: bool, seed: int, contracts: int, embedded_broker: bool,
     except SvmonError as err:
         raise click.ClickException(str(err)) from err
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not orphan
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the children while they stop
         click.echo("stopping ...")
         for c in reversed(children):
             c.stop()
@@ -139,15 +143,13 @@ def _load_demo(settings: Settings, repo: Any, seed: int, contracts: int,
     from svmon.demo import generate
 
     events = generate(seed=seed, contracts=contracts)
+    written: dict[int, tuple[int, int]] = {}
     with click.progressbar(length=len(events), label="publishing demo events ",
                            show_pos=True) as bar:
-        n = publish(events, settings, progress=bar.update)
-    before = repo.counts()["journal"]
-    counts = _wait_for(repo, n, timeout=300, label="folding into the database",
-                       children=children)
-    if counts["journal"] < n and before < n:
-        click.echo(f"warning: {counts['journal']} of {n} events journalled so far; the worker "
-                   "is still catching up", err=True)
+        publish(events, settings, progress=bar.update, offsets=written)
+    if not _wait_for(repo, settings, written, timeout=300, label="folding into the database",
+                     children=children):
+        click.echo("warning: the worker is still catching up; figures will grow", err=True)
 
 
 def _where_to_look(settings: Settings, repo: Any) -> None:

@@ -15,6 +15,7 @@ what was expected and what came.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import fields
 from datetime import UTC, date, datetime
@@ -44,17 +45,33 @@ def _err(field: str, expected: str, got: Any, ids: Ids) -> SchemaError:
                        event_id=ids.get("event_id"))
 
 
+_IDENT = re.compile(rf"\S{{1,{MAX_ID_LENGTH}}}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
 def _ident(v: Any, f: str, ids: Ids) -> str:
-    if not isinstance(v, str) or not 0 < len(v) <= MAX_ID_LENGTH or not v.isprintable() \
-            or any(c.isspace() for c in v):
+    if not isinstance(v, str) or not _IDENT.fullmatch(v) or not v.isprintable() \
+            or not _storable(v):
         raise _err(f, f"an identifier of 1-{MAX_ID_LENGTH} printable characters without spaces",
                    v, ids)
     return v
 
 
+def _storable(v: str) -> bool:
+    """No NUL (PostgreSQL refuses it) and no lone surrogate (not encodable as UTF-8)."""
+    if "\x00" in v:
+        return False
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _text(v: Any, f: str, ids: Ids) -> str:
-    if not isinstance(v, str) or len(v) > MAX_TEXT_LENGTH:
-        raise _err(f, f"a string of at most {MAX_TEXT_LENGTH} characters", v, ids)
+    if not isinstance(v, str) or len(v) > MAX_TEXT_LENGTH or not _storable(v):
+        raise _err(f, f"a string of at most {MAX_TEXT_LENGTH} characters without NUL or "
+                   "lone surrogates", v, ids)
     return v
 
 
@@ -94,13 +111,19 @@ def _non_negative(v: Any, f: str, ids: Ids) -> Decimal:
     return _decimal(v, f, ids, positive=False)
 
 
+MIN_YEAR, MAX_YEAR = 1900, 2200
+
+
 def _date(v: Any, f: str, ids: Ids) -> date:
     if not isinstance(v, str):
         raise _err(f, "a date as YYYY-MM-DD", v, ids)
     try:
-        return date.fromisoformat(v)
+        d = date.fromisoformat(v)
     except ValueError:
         raise _err(f, "a date as YYYY-MM-DD", v, ids) from None
+    if not MIN_YEAR <= d.year <= MAX_YEAR:
+        raise _err(f, f"a date in the years {MIN_YEAR}-{MAX_YEAR}", v, ids)
+    return d
 
 
 def _datetime(v: Any, f: str, ids: Ids) -> datetime:
@@ -112,7 +135,13 @@ def _datetime(v: Any, f: str, ids: Ids) -> datetime:
         raise _err(f, "an ISO 8601 timestamp with a UTC offset", v, ids) from None
     if dt.tzinfo is None:
         raise _err(f, "an ISO 8601 timestamp with a UTC offset", v, ids)
-    return dt.astimezone(UTC)
+    try:
+        dt = dt.astimezone(UTC)
+    except OverflowError:
+        dt = datetime.min.replace(tzinfo=UTC)  # out of range: refused just below
+    if not MIN_YEAR <= dt.year <= MAX_YEAR:
+        raise _err(f, f"a timestamp in the years {MIN_YEAR}-{MAX_YEAR}", v, ids)
+    return dt
 
 
 def _days(v: Any, f: str, ids: Ids) -> int:
@@ -129,8 +158,7 @@ def _attachments(v: Any, f: str, ids: Ids) -> tuple[ev.Attachment, ...]:
         if not isinstance(a, Mapping):
             raise _err(f"{f}[{i}]", "an object with name and sha256", a, ids)
         sha = a.get("sha256")
-        if not isinstance(sha, str) or len(sha) != 64 or any(c not in "0123456789abcdef"
-                                                             for c in sha):
+        if not isinstance(sha, str) or not _SHA256.fullmatch(sha):
             raise _err(f"{f}[{i}].sha256", "64 lowercase hex digits (SHA-256)", sha, ids)
         out.append(ev.Attachment(_name(a.get("name"), f"{f}[{i}].name", ids), sha,
                                  _text(a.get("uri", ""), f"{f}[{i}].uri", ids)))
@@ -173,13 +201,18 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
+
+
 def parse_json(raw: bytes | str) -> Any:
     """Parse JSON with decimals kept exact and NaN/Infinity refused."""
-    if len(raw) > MAX_MESSAGE_BYTES:
-        raise SchemaError("message", f"at most {MAX_MESSAGE_BYTES} bytes", f"{len(raw)} bytes")
+    size = len(raw) if isinstance(raw, bytes | bytearray) else len(raw.encode("utf-8", "replace"))
+    if size > MAX_MESSAGE_BYTES:
+        raise SchemaError("message", f"at most {MAX_MESSAGE_BYTES} bytes", f"{size} bytes")
     try:
-        return json.loads(raw, parse_float=Decimal, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError) as err:
+        text = raw.decode() if isinstance(raw, bytes | bytearray) else raw
+        return _DECODER.decode(text)
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:
         raise SchemaError("message", "a UTF-8 JSON object", str(err)) from None
 
 
@@ -190,7 +223,8 @@ def decode_event(raw: bytes | str | Mapping[str, Any]) -> ev.ContractEvent:
         raise SchemaError("message", "a JSON object", type(obj).__name__)
     ids: Ids = {"event_id": None, "contract_id": None}
     version = obj.get("schema_version")
-    if isinstance(version, bool) or version not in SUPPORTED_VERSIONS:
+    if not isinstance(version, int) or isinstance(version, bool) \
+            or version not in SUPPORTED_VERSIONS:
         raise SchemaError("schema_version", f"one of {sorted(SUPPORTED_VERSIONS)}", version)
     event_id = _ident(obj.get("event_id"), "event_id", ids)
     ids["event_id"] = event_id
@@ -206,7 +240,7 @@ def decode_event(raw: bytes | str | Mapping[str, Any]) -> ev.ContractEvent:
     if not isinstance(data, Mapping):
         raise _err("data", "an object", data, ids)
     spec = _DATA[cls]
-    unknown = sorted(set(data) - set(spec))
+    unknown = sorted(str(k) for k in set(data) - set(spec))
     if unknown:
         raise _err(f"data.{unknown[0]}", f"one of the fields {sorted(spec)}", unknown[0], ids)
     values: dict[str, Any] = {}

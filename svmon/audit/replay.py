@@ -20,6 +20,7 @@ from svmon.core import events as ev
 from svmon.core.catalogue import Catalogue
 from svmon.core.errors import InvalidInput
 from svmon.core.fold import fold
+from svmon.core.idempotence import EventGate
 from svmon.core.rules import DEFAULT_POLICY, Policy
 from svmon.core.state import ContractState
 from svmon.schemas import decode_event
@@ -30,7 +31,8 @@ class Rebuild:
     states: dict[str, ContractState] = field(default_factory=dict)
     derived: list[ev.Derived] = field(default_factory=list)
     events: int = 0
-    rejected: int = 0  # events the fold refused (they were dead-lettered live too)
+    rejected: int = 0  # events refused (they were dead-lettered live too)
+    duplicates: int = 0  # the same event again under the same id
     undecodable: int = 0
 
     def open_alerts(self) -> set[tuple[str, str, str, str]]:
@@ -42,6 +44,7 @@ def rebuild(events: Iterable[ev.ContractEvent | None], catalogue: Catalogue,
             progress: Callable[[int], None] | None = None) -> Rebuild:
     """Fold a log (``None`` marks a record that did not decode)."""
     out = Rebuild()
+    gate = EventGate()
     for e in events:
         out.events += 1
         if progress is not None and out.events % 1000 == 0:
@@ -51,10 +54,15 @@ def rebuild(events: Iterable[ev.ContractEvent | None], catalogue: Catalogue,
             continue
         s = out.states.get(e.contract_id) or ContractState(e.contract_id)
         try:
+            if gate.check(e) == "duplicate":
+                out.duplicates += 1
+                continue
             s, d = fold(s, e, catalogue, policy)
         except InvalidInput:
+            gate.refused(e)
             out.rejected += 1
             continue
+        gate.accepted(e)
         out.states[e.contract_id] = s
         out.derived.extend(d)
     if progress is not None:

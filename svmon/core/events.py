@@ -134,8 +134,11 @@ class Derived:
 
     @property
     def derived_id(self) -> str:
-        """Stable id: the same log always derives the same ids (replay can compare)."""
-        return f"{self.caused_by}/{self.kind}/{self.measure}{self._suffix()}"
+        """Stable id: the same log always derives the same ids (replay can compare).
+
+        Event ids are unique within a contract, so the contract id is part of it.
+        """
+        return f"{self.contract_id}/{self.caused_by}/{self.kind}/{self.measure}{self._suffix()}"
 
     def _suffix(self) -> str:
         return ""

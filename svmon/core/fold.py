@@ -16,6 +16,7 @@ from typing import Any
 from svmon.core import events as ev
 from svmon.core.catalogue import Catalogue, Measure
 from svmon.core.errors import InvalidInput, RejectedEvent
+from svmon.core.idempotence import EventGate
 from svmon.core.rules import DEFAULT_POLICY, Policy, elapsed_fraction, forecast
 from svmon.core.state import (
     Commitment,
@@ -55,16 +56,23 @@ def fold_all(
     catalogue: Catalogue,
     policy: Policy = DEFAULT_POLICY,
     states: dict[str, ContractState] | None = None,
+    gate: EventGate | None = None,
 ) -> tuple[dict[str, ContractState], list[ev.Derived]]:
-    """Fold a log of any contracts' events in order (rejected events are skipped)."""
+    """Fold a log of any contracts' events in order, as the live pipeline decides them:
+    duplicates skipped, refused events (and their later copies) left out."""
     states = {} if states is None else states
+    gate = EventGate() if gate is None else gate
     derived: list[ev.Derived] = []
     for e in events:
         s = states.get(e.contract_id) or ContractState(e.contract_id)
         try:
+            if gate.check(e) == "duplicate":
+                continue
             s, d = fold(s, e, catalogue, policy)
         except InvalidInput:
+            gate.refused(e)
             continue
+        gate.accepted(e)
         states[e.contract_id] = s
         derived.extend(d)
     return states, derived
@@ -159,17 +167,20 @@ def _evaluate_milestones(
 # -------------------------------------------------------------------- handlers
 
 
-def _registered(s: ContractState, e: ev.ContractRegistered, cat: Catalogue, _: Policy) -> Result:
+def _registered(
+    s: ContractState, e: ev.ContractRegistered, cat: Catalogue, policy: Policy
+) -> Result:
     if s.terms is not None and e.event_id in s.terms.event_ids:
         return s, NOTHING
     if e.end < e.start:
         raise _reject(e, "end", f"on or after start {e.start.isoformat()}", e.end.isoformat())
     if e.catalogue_edition not in cat.editions():
         raise _reject(e, "catalogue_edition", f"one of {cat.editions()}", e.catalogue_edition)
-    for code in s.commitments:  # an amendment may not strand a commitment
+    for code in sorted({*s.commitments, *s.totals}):  # an amendment may not strand a measure
         if not cat.has(e.catalogue_edition, code):
             raise _reject(e, "catalogue_edition",
-                          f"an edition holding committed measure {code!r}", e.catalogue_edition)
+                          f"an edition holding measure {code!r} in use on this contract",
+                          e.catalogue_edition)
     previous = s.terms.event_ids if s.terms else ()
     terms = Terms(
         title=e.title, buyer=e.buyer, buyer_department=e.buyer_department,
@@ -177,7 +188,10 @@ def _registered(s: ContractState, e: ev.ContractRegistered, cat: Catalogue, _: P
         value_gbp=e.value_gbp, catalogue_edition=e.catalogue_edition, manager=e.manager,
         reporting_cadence_days=e.reporting_cadence_days, event_ids=(*previous, e.event_id),
     )
-    return _bump(s, terms=terms), NOTHING
+    # a term extended past the clock reopens a contract that was settled
+    closed = s.closed and s.as_of is not None and \
+        s.as_of.date() - timedelta(days=policy.reporting_lag_days) > e.end
+    return _bump(s, terms=terms, closed=closed), NOTHING
 
 
 def _committed(s: ContractState, e: ev.CommitmentMade, cat: Catalogue, _: Policy) -> Result:
@@ -282,7 +296,16 @@ def _retracted(s: ContractState, e: ev.EvidenceRetracted, _c: Catalogue, _p: Pol
                    e.reason)
 
 
+CLOCK_ACTOR = "system"
+CLOCK_SKEW = timedelta(minutes=5)
+
+
 def _ticked(s: ContractState, e: ev.ClockTicked, _: Catalogue, policy: Policy) -> Result:
+    if e.actor != CLOCK_ACTOR:
+        raise _reject(e, "actor", f"{CLOCK_ACTOR!r} (only the system keeps time)", e.actor)
+    if e.at > e.occurred_at + CLOCK_SKEW:
+        raise _reject(e, "at", f"no later than occurred_at {e.occurred_at.isoformat()}",
+                      e.at.isoformat())
     if s.as_of is not None and e.at <= s.as_of:
         return s, NOTHING
     s = _bump(s, as_of=e.at)
@@ -292,7 +315,7 @@ def _ticked(s: ContractState, e: ev.ClockTicked, _: Catalogue, policy: Policy) -
         return s, tuple(out)
     today = e.at.date()
     basis = today - timedelta(days=policy.reporting_lag_days)  # reported up to about here
-    if today > terms.end:  # the term is over: settle each commitment once
+    if basis > terms.end:  # the term and its reporting window are over: settle once
         for m, c in sorted(s.commitments.items()):
             t = s.totals_for(m)
             if t.verified < c.target:

@@ -1,0 +1,110 @@
+"""Replay throughput: journal and topic replay beside a raw aiokafka consumer, one run.
+
+    python bench/replay.py [--contracts 600] [--database-url postgresql://...]
+
+Starts its own embedded broker, publishes the demo log for N contracts, journals it
+through the live code path (processor + repository), then times, on the same data:
+
+  raw      aiokafka consumer reading every record of the topic, doing nothing
+  topic    svmon replay from the topic (kafka-python scan, decode, fold)
+  journal  svmon replay from the database journal (read, decode, fold)
+
+and prints events/s and the ratios (target: topic ≥ 0.2 × raw). Not a test: shared
+machines are noisy, so only ratios measured side by side mean anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import platform
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from infra.broker import EmbeddedBroker, free_port
+from streams.client import publish
+from streams.processor import Record, process
+from streams.topics import ensure_topics
+from svmon.audit.replay import rebuild, topic_events
+from svmon.bootstrap import init_database
+from svmon.core.state import ContractState
+from svmon.demo import generate
+from svmon.schemas import encode_event
+from svmon.settings import Settings
+
+
+async def raw_consume(bootstrap: str, topic: str, expected: int, idle_ms: int = 2000) -> int:
+    """Read until ``expected`` records arrived (no idle wait counted), or the topic ends."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                         enable_auto_commit=False, auto_offset_reset="earliest",
+                         max_partition_fetch_bytes=8 * 1024 * 1024)
+    await c.start()
+    try:
+        parts = c.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in parts]
+        c.assign(tps)
+        await c.seek_to_beginning(*tps)
+        n = 0
+        while True:
+            batch = await c.getmany(timeout_ms=idle_ms, max_records=10_000)
+            n += sum(len(v) for v in batch.values())
+            if not batch or n >= expected:
+                return n
+    finally:
+        await c.stop()
+
+
+def timed(label: str, fn, n_expected: int | None = None) -> tuple[float, int]:  # type: ignore[no-untyped-def]
+    t0 = time.perf_counter()
+    n = fn()
+    dt = time.perf_counter() - t0
+    if n_expected is not None and n != n_expected:
+        print(f"  warning: {label} read {n}, expected {n_expected}")
+    return n / dt, n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--contracts", type=int, default=600)
+    ap.add_argument("--database-url", default="")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="svmon-bench-"))
+    port = free_port()
+    s = Settings(broker_url=f"kafka://127.0.0.1:{port}", data_dir=tmp,
+                 database_url=args.database_url, app_id="bench", topic_prefix="bench")
+    events = generate(seed=1, contracts=args.contracts, today=datetime.now(UTC).date())
+    print(f"{len(events)} events over {args.contracts} contracts; python "
+          f"{platform.python_version()} on {platform.machine()}, {platform.node()}")
+    with EmbeddedBroker(port=port, log_path=tmp / "broker.log"):
+        ensure_topics(s)
+        publish(events, s)
+        repo = init_database(s)
+        store: dict[str, ContractState] = {}
+        for i in range(0, len(events), 1000):
+            chunk = events[i:i + 1000]
+            b = process([Record(s.events_topic, 0, i + k, e.contract_id.encode(),
+                                encode_event(e)) for k, e in enumerate(chunk)],
+                        store.get, repo.catalogue, "bench")
+            repo.apply_batch(b)
+            store.update(b.states)
+        n = len(events)
+        raw, _ = timed("raw", lambda: asyncio.run(raw_consume(s.bootstrap, s.events_topic, n)), n)
+        topic, _ = timed("topic", lambda: rebuild(topic_events(s.bootstrap, s.events_topic),
+                                                  repo.catalogue).events, n)
+        journal, _ = timed("journal", lambda: rebuild(repo.journal_events(),
+                                                      repo.catalogue).events, n)
+    print(f"{'raw aiokafka consumer':<28}{raw:>12,.0f} events/s")
+    print(f"{'replay from topic':<28}{topic:>12,.0f} events/s   {topic / raw:6.3f} × raw "
+          f"(target ≥ 0.2)")
+    print(f"{'replay from journal':<28}{journal:>12,.0f} events/s   {journal / raw:6.3f} × raw")
+
+
+if __name__ == "__main__":
+    main()
