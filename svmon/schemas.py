@@ -47,6 +47,7 @@ def _err(field: str, expected: str, got: Any, ids: Ids) -> SchemaError:
 
 _IDENT = re.compile(rf"\S{{1,{MAX_ID_LENGTH}}}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_DECIMAL = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?", re.ASCII)
 
 
 def _ident(v: Any, f: str, ids: Ids) -> str:
@@ -85,6 +86,10 @@ def _name(v: Any, f: str, ids: Ids) -> str:
 def _decimal(v: Any, f: str, ids: Ids, *, positive: bool) -> Decimal:
     if isinstance(v, bool) or not isinstance(v, str | int | Decimal):
         raise _err(f, "a decimal number as a string or JSON number", v, ids)
+    if isinstance(v, str) and not _DECIMAL.fullmatch(v):  # no "1_000", spaces, other digits
+        finite = v.strip().lstrip("+-").lower() not in ("nan", "snan", "inf", "infinity")
+        raise _err(f, "a decimal number such as 12 or 12.5" if finite else "a finite number",
+                   v, ids)
     try:
         d = Decimal(v)
     except (InvalidOperation, ValueError):

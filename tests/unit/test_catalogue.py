@@ -238,11 +238,8 @@ def test_csv_with_byte_order_mark_loads(tmp_path: Path) -> None:
     assert (m.edition, m.code) == ("BORSET-2026", "P-TREES")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "svmon/catalogue_files.py read_measures: rows are numbered with enumerate() over the "
-    "rows the readers yield, but csv.DictReader (and _rows_xlsx) skip blank rows, so after "
-    "a blank line the reported row is off by one from what a spreadsheet shows"))
 def test_row_number_counts_blank_lines(tmp_path: Path) -> None:
+    # rows used to be counted after blank lines were skipped (fixed in catalogue_files.py)
     path = write_csv(tmp_path / "gappy.csv", [local_row(code="OK-1")])
     bad = tmp_path / "bad.csv"
     write_csv(bad, [local_row(code="BAD", category="cultural")])
@@ -253,15 +250,21 @@ def test_row_number_counts_blank_lines(tmp_path: Path) -> None:
     assert caught.value.field == "gappy.csv row 4: category"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "svmon/catalogue_files.py load_catalogue: a code duplicated within an edition is "
-    "refused by Catalogue() with field 'code' only, so the error names neither the file "
-    "nor the row, unlike every other catalogue file error"))
 def test_duplicate_code_in_a_file_names_the_file(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "dupes.csv", [local_row(), local_row(title="again")])
-    with pytest.raises(InvalidInput) as caught:
+    with pytest.raises(CatalogueFileError) as caught:
         load_catalogue([path])
-    assert "dupes.csv" in str(caught.value)
+    assert "dupes.csv" in caught.value.field
+    assert caught.value.field.endswith(": code")
+    assert caught.value.got == "P-TREES"
+
+
+def test_file_redefining_a_demo_measure_names_both_files(tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "clash.csv", [local_row(edition=DEMO, code="NT1")])
+    with pytest.raises(CatalogueFileError) as caught:
+        load_catalogue([path])
+    assert "clash.csv" in caught.value.field
+    assert "catalogue-demo.csv" in caught.value.expected
 
 
 def test_xlsx_round_trip(tmp_path: Path) -> None:
@@ -300,9 +303,10 @@ def test_xlsx_bad_cell_names_file_row_and_column(tmp_path: Path) -> None:
     ws = wb.active
     ws.append(list(COLUMNS))
     ws.append([local_row()[c] for c in COLUMNS])
+    ws.append([None] * len(COLUMNS))  # row 3 left blank
     ws.append([local_row(code="P-2", proxy_gbp="lots")[c] for c in COLUMNS])
     path = tmp_path / "local.xlsx"
     wb.save(path)
     with pytest.raises(CatalogueFileError) as caught:
         read_measures(path)
-    assert caught.value.field == "local.xlsx row 3: proxy_gbp"
+    assert caught.value.field == "local.xlsx row 4: proxy_gbp"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -77,7 +78,9 @@ def rest_of_year() -> list[ev.ContractEvent]:
         verified("E6", "2025-08-08"),
         tick("2025-12-31"),
         tick("2026-01-01"),
-        tick("2026-02-01"),
+        tick("2026-01-30"),
+        tick("2026-01-31"),
+        tick("2026-03-01"),
     ]
 
 
@@ -127,7 +130,8 @@ def test_totals_at_the_end_of_the_year() -> None:
 
 
 def test_rejecting_verified_evidence_takes_it_out_of_both_totals() -> None:
-    s, _ = apply(setup_events() + [
+    s, _ = apply([
+        *setup_events(),
         submitted("E1", "L-VOL", "40.5", "2025-01-01", "2025-01-31", "2025-02-03"),
         submitted("E2", "L-VOL", "12.25", "2025-01-01", "2025-01-31", "2025-02-03"),
         verified("E1", "2025-02-04"),
@@ -142,7 +146,8 @@ def test_rejecting_verified_evidence_takes_it_out_of_both_totals() -> None:
 
 
 def test_retracting_submitted_evidence_only_lowers_the_claim() -> None:
-    s, _ = apply(setup_events() + [
+    s, _ = apply([
+        *setup_events(),
         submitted("E1", "NT1", "3", "2025-01-01", "2025-01-31", "2025-02-03"),
         submitted("E2", "NT1", "1.5", "2025-01-01", "2025-01-31", "2025-02-03"),
         verified("E1", "2025-02-04"),
@@ -232,24 +237,65 @@ def test_a_target_slips_back_to_at_risk_late_in_the_term() -> None:
 
 def test_term_end_settles_each_commitment_once() -> None:
     s, log = apply(whole_year())
-    # 2026-01-01 is the first day after the term: L-VOL is missed, NT1 was met.
-    assert derived_of(log, "C-001:tick:2026-01-01") == (ev.TargetMissed(
-        contract_id="C-001", measure="L-VOL", caused_by="C-001:tick:2026-01-01",
-        at=at("2026-01-01"), target=D(1000), verified=D("820.5"), claimed=D("820.5")),)
-    assert derived_of(log, "C-001:tick:2026-02-01") == ()  # closed: settled once
+    # The term ends 2025-12-31, but December is reported in arrears: the term is settled
+    # on the first tick more than 30 days after the end. L-VOL is missed, NT1 was met.
+    assert derived_of(log, "C-001:tick:2026-01-01") == ()
+    assert derived_of(log, "C-001:tick:2026-01-30") == ()
+    assert derived_of(log, "C-001:tick:2026-01-31") == (ev.TargetMissed(
+        contract_id="C-001", measure="L-VOL", caused_by="C-001:tick:2026-01-31",
+        at=at("2026-01-31"), target=D(1000), verified=D("820.5"), claimed=D("820.5")),)
+    assert derived_of(log, "C-001:tick:2026-03-01") == ()  # closed: settled once
     assert s.closed
     assert s.at_risk == frozenset()
     assert s.met == {"NT1"}
 
 
+def test_final_period_reported_within_the_lag_counts_before_settlement() -> None:
+    s, log = apply([
+        registered(), committed("L-VOL", "1000"),
+        submitted("E1", "L-VOL", "900", "2025-01-01", "2025-11-30", "2025-12-05"),
+        verified("E1", "2025-12-08"),
+        tick("2026-01-01"),
+        submitted("E2", "L-VOL", "100", "2025-12-01", "2025-12-31", "2026-01-05"),
+        verified("E2", "2026-01-10"),
+        tick("2026-02-01"),
+    ])
+    assert [type(x) for x in derived_of(log, "C-001:E2:verified")] == [ev.TargetMet]
+    assert derived_of(log, "C-001:tick:2026-02-01") == ()  # settled with nothing missed
+    assert s.closed
+    assert s.totals_for("L-VOL") == Totals(D(1000), D(1000))
+
+
+def test_extending_the_term_reopens_a_settled_contract() -> None:
+    s, _ = apply(whole_year())
+    assert s.closed
+    extended = replace(registered(end="2026-12-31"), event_id="C-001:registered:v2",
+                       occurred_at=at("2026-03-02", 9))
+    s, log = apply([extended, tick("2026-04-01")], s)
+    assert not s.closed
+    assert s.terms is not None and s.terms.end == d("2026-12-31")
+    assert s.terms.event_ids == ("C-001:registered", "C-001:registered:v2")
+    # L-VOL 820.5 × 730/425 = 1409 ≥ 900 over the longer term: nothing to report yet
+    assert all_derived(log) == []
+    # the new term is settled in its turn, once its reporting window has passed
+    s, log = apply([tick("2027-01-30"), tick("2027-01-31")], s)
+    # monitoring resumed: 820.5 × 730/729 = 821.63 < 900 as at the new end
+    assert [(x.kind, x.measure) for x in derived_of(log, "C-001:tick:2027-01-30")] == [
+        ("TargetAtRisk", "L-VOL")]
+    assert [(x.kind, x.measure) for x in derived_of(log, "C-001:tick:2027-01-31")] == [
+        ("TargetMissed", "L-VOL")]
+    assert s.closed
+
+
 def test_target_missed_reports_claimed_and_verified_separately() -> None:
-    _, log = apply(setup_events() + [
+    _, log = apply([
+        *setup_events(),
         submitted("E1", "NT1", "4", "2025-01-01", "2025-06-30", "2025-07-03"),
         submitted("E2", "NT1", "3.5", "2025-07-01", "2025-12-31", "2025-12-31"),
         verified("E1", "2025-07-04"),
-        tick("2026-01-01"),
+        tick("2026-02-01"),
     ])
-    out = derived_of(log, "C-001:tick:2026-01-01")
+    out = derived_of(log, "C-001:tick:2026-02-01")
     missed = [x for x in out if isinstance(x, ev.TargetMissed)]
     assert [(x.measure, x.target, x.verified, x.claimed) for x in missed] == [
         ("L-VOL", D(1000), D(0), D(0)),
@@ -265,17 +311,20 @@ def test_target_missed_reports_claimed_and_verified_separately() -> None:
 def test_derived_ids_are_stable_and_name_cause_kind_measure_and_subject() -> None:
     _, log = apply(whole_year())
     ids = [x.derived_id for x in all_derived(log)]
-    assert "C-001:tick:2025-05-01/MilestoneMissed/NT1/NT1-Q1" in ids
-    assert "C-001:tick:2025-04-30/TargetAtRisk/L-VOL" in ids
-    assert "C-001:tick:2026-01-01/TargetMissed/L-VOL" in ids
+    assert "C-001/C-001:tick:2025-05-01/MilestoneMissed/NT1/NT1-Q1" in ids
+    assert "C-001/C-001:tick:2025-04-30/TargetAtRisk/L-VOL" in ids
+    assert "C-001/C-001:tick:2026-01-31/TargetMissed/L-VOL" in ids
     assert len(ids) == len(set(ids))
     _, again = apply(whole_year())
     assert [x.derived_id for x in all_derived(again)] == ids
 
 
 def test_milestone_scheduled_after_its_judgement_date_is_judged_at_once() -> None:
-    s, log = apply(setup_events() + [tick("2025-06-01")] + [
-        milestone("NT1-M2", "NT1", "2025-04-15", "1", when="2025-06-02")])
+    s, log = apply([
+        *setup_events(),
+        tick("2025-06-01"),
+        milestone("NT1-M2", "NT1", "2025-04-15", "1", when="2025-06-02"),
+    ])
     out = derived_of(log, "C-001:milestone:NT1-M2")
     assert [(type(x), x.milestone_id, x.caused_by, x.at) for x in out  # type: ignore[attr-defined]
             ] == [(ev.MilestoneMissed, "NT1-M2", "C-001:milestone:NT1-M2", at("2025-06-01"))]
@@ -283,7 +332,8 @@ def test_milestone_scheduled_after_its_judgement_date_is_judged_at_once() -> Non
 
 
 def test_commitment_amended_below_verified_delivery_is_met() -> None:
-    s, _ = apply(setup_events() + [
+    s, _ = apply([
+        *setup_events(),
         submitted("E1", "NT1", "6", "2025-01-01", "2025-03-31", "2025-04-03"),
         verified("E1", "2025-04-04"),
     ])
@@ -298,10 +348,10 @@ def test_commitment_amended_below_verified_delivery_is_met() -> None:
 
 
 def test_policy_lag_is_configurable() -> None:
-    events = setup_events() + [tick("2025-04-10")]
+    events = [*setup_events(), tick("2025-04-10")]
     s, derived = fold_all(events, CATALOGUE, Policy(reporting_lag_days=7))
     # 2025-04-10 is 10 days after NT1-Q1 was due: judged with a 7-day lag ...
-    assert [x.kind for x in derived if x.measure == "NT1"][0] == "MilestoneMissed"
+    assert next(x.kind for x in derived if x.measure == "NT1") == "MilestoneMissed"
     assert s["C-001"].milestones["NT1-Q1"].status == "missed"
     # ... but not with the default 30 days.
     s, derived = fold_all(events, CATALOGUE)
@@ -435,7 +485,7 @@ def test_amended_registration_may_not_strand_a_commitment() -> None:
     amended = registered(edition="TOMS-2017-EXAMPLES", event_id="C-001:registered:v2")
     err = _reject(_registered_state(), amended)
     assert err.field == "catalogue_edition"
-    assert "committed measure 'NT1'" in str(err)
+    assert "'L-VOL'" in str(err)  # names a measure the new edition lacks
 
 
 def test_fold_all_skips_rejected_events_and_carries_on() -> None:
@@ -448,6 +498,36 @@ def test_fold_all_skips_rejected_events_and_carries_on() -> None:
     assert states["C-001"].totals_for("NT1") == Totals(D(1), D(1))
     assert set(states["C-001"].evidence) == {"E1"}
     assert derived == []
+
+
+def test_only_the_system_keeps_time() -> None:
+    err = _reject(_registered_state(), replace(tick("2025-05-01"), actor="supplier-S01"))
+    assert err.field == "actor"
+
+
+def test_a_tick_may_not_claim_a_time_after_it_was_written() -> None:
+    future = replace(tick("2025-05-01"), at=at("2025-05-01", 1))  # an hour ahead
+    assert _reject(_registered_state(), future).field == "at"
+    slight = replace(tick("2025-05-01"), at=at("2025-05-01") + timedelta(minutes=4))
+    s, _ = fold(_registered_state(), slight, CATALOGUE)  # within the allowed clock skew
+    assert s.as_of == slight.at
+
+
+def test_fold_all_keeps_a_refused_event_refused_when_it_comes_again() -> None:
+    early = submitted("E0", "NT1", "5", "2025-01-01", "2025-01-31", "2025-02-01")
+    states, _ = fold_all([early, *setup_events(), early], CATALOGUE)
+    # on its own, the copy would now fold; the log's decision about its id stands
+    assert fold(states["C-001"], early, CATALOGUE)[0].totals_for("NT1").claimed == D(5)
+    assert "E0" not in states["C-001"].evidence
+    assert states["C-001"].totals_for("NT1") == Totals()
+
+
+def test_fold_all_refuses_a_different_event_under_a_used_id() -> None:
+    first = submitted("E1", "NT1", "2", "2025-01-01", "2025-01-31", "2025-02-05")
+    imposter = replace(first, evidence_id="E2", quantity=D(50))  # same event id
+    states, _ = fold_all([*setup_events(), first, imposter, first], CATALOGUE)
+    assert set(states["C-001"].evidence) == {"E1"}
+    assert states["C-001"].totals_for("NT1") == Totals(D(2), D(0))
 
 
 # ---------------------------------------------------------------- idempotence
@@ -472,7 +552,8 @@ def test_whole_log_delivered_twice_over_gives_the_same_state_and_facts() -> None
 
 
 def test_redelivered_old_decision_does_not_undo_a_later_one() -> None:
-    s, _ = apply(setup_events() + [
+    s, _ = apply([
+        *setup_events(),
         submitted("E1", "L-VOL", "50", "2025-01-01", "2025-01-31", "2025-02-03"),
         verified("E1", "2025-02-04"),
         rejected("E1", "2025-02-20"),
@@ -493,7 +574,7 @@ def test_same_evidence_id_under_a_new_event_id_is_counted_once() -> None:
 
 
 def test_stale_or_repeated_tick_is_a_no_op() -> None:
-    s, _ = apply(setup_events() + [tick("2025-05-01")])
+    s, _ = apply([*setup_events(), tick("2025-05-01")])
     version = s.version
     for stale in (tick("2025-05-01", event_id="other-tick"), tick("2025-04-01")):
         again, derived = fold(s, stale, CATALOGUE)
