@@ -289,6 +289,54 @@ def _parse_when(text: str) -> datetime:
 
 
 @main.group()
+def export() -> None:
+    """Open exports, rebuilt from the journal with the live fold."""
+
+
+def _rebuilt_states(contract: str | None) -> tuple[Any, list[Any]]:
+    from svmon.audit.replay import rebuild
+    from svmon.bootstrap import repository
+
+    repo = repository(_settings())
+    rebuilt = rebuild(repo.journal_events(contract_id=contract), repo.catalogue)
+    states = [s for _, s in sorted(rebuilt.states.items()) if s.terms is not None]
+    if contract and not states:
+        raise click.ClickException(f"no contract {contract!r} in the journal")
+    return repo, states
+
+
+@export.command("ocds")
+@click.option("--contract", default=None, help="One contract (default: all).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              required=True, help="Folder for one <contract>.ocds.json release package each.")
+def export_ocds(contract: str | None, out_dir: Path) -> None:
+    """OCDS 1.1 release packages with milestones and the metrics extension."""
+    from svmon.audit.exports import ocds_release_package
+
+    repo, states = _rebuilt_states(contract)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    now = datetime.now(UTC)
+    for s in states:
+        path = out_dir / f"{s.contract_id}.ocds.json"
+        path.write_text(json.dumps(ocds_release_package(s, repo.catalogue, now), indent=2))
+    click.echo(f"wrote {len(states)} release packages to {out_dir}")
+
+
+@export.command("performance-notice")
+@click.option("--contract", default=None, help="One contract (default: all).")
+@click.option("--on", "on", type=click.DateTime(["%Y-%m-%d"]), default=None,
+              help="Assessment date (default: today).")
+def export_notice(contract: str | None, on: datetime | None) -> None:
+    """KPI ratings for a Procurement Act 2023 contract performance notice, as JSON."""
+    from svmon.audit.exports import performance_notice
+
+    repo, states = _rebuilt_states(contract)
+    day = on.date() if on else datetime.now(UTC).date()
+    click.echo(json.dumps([performance_notice(s, repo.catalogue, day) for s in states],
+                          indent=2))
+
+
+@main.group()
 def demo() -> None:
     """The demo council."""
 

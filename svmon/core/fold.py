@@ -149,13 +149,15 @@ def _evaluate_milestones(
     for m in due:
         t = s.totals_for(m.measure)
         if t.verified >= m.cumulative_target:
-            milestones[m.milestone_id] = replace(m, status="met")
+            milestones[m.milestone_id] = replace(m, status="met",
+                                                 verified_when_judged=t.verified)
             out.append(ev.MilestoneMet(contract_id=s.contract_id, measure=m.measure,
                                        caused_by=caused_by, at=at, milestone_id=m.milestone_id,
                                        due=m.due, target=m.cumulative_target,
                                        verified=t.verified))
         else:
-            milestones[m.milestone_id] = replace(m, status="missed")
+            milestones[m.milestone_id] = replace(m, status="missed",
+                                                 verified_when_judged=t.verified)
             out.append(ev.MilestoneMissed(contract_id=s.contract_id, measure=m.measure,
                                           caused_by=caused_by, at=at,
                                           milestone_id=m.milestone_id, due=m.due,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from itertools import pairwise
+from typing import Literal
 
 ZERO = Decimal(0)
 
@@ -29,6 +30,40 @@ class Policy:
 
 
 DEFAULT_POLICY = Policy()
+
+
+Rating = Literal["good", "approaching target", "requires improvement", "inadequate", "other"]
+
+
+@dataclass(frozen=True, slots=True)
+class RatingThresholds:
+    """Delivered ÷ expected-by-now at or above which each rating applies.
+
+    The four ratings (and "other") are those of a Procurement Act 2023 contract
+    performance notice; the thresholds are the contracting authority's to set.
+    """
+
+    good: Decimal = Decimal("1.0")
+    approaching: Decimal = Decimal("0.9")
+    requires_improvement: Decimal = Decimal("0.7")
+
+
+def rating_for(delivered: Decimal, expected: Decimal,
+               thresholds: RatingThresholds = RatingThresholds()) -> Rating:
+    """The KPI rating of delivery against what the trajectory expects by now.
+
+    "other" when nothing is expected yet (no basis for a rating).
+    """
+    if expected <= 0:
+        return "other"
+    ratio = delivered / expected
+    if ratio >= thresholds.good:
+        return "good"
+    if ratio >= thresholds.approaching:
+        return "approaching target"
+    if ratio >= thresholds.requires_improvement:
+        return "requires improvement"
+    return "inadequate"
 
 
 def shortfall(target: Decimal, delivered: Decimal) -> Decimal:

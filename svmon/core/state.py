@@ -51,6 +51,7 @@ class Milestone:
     cumulative_target: Decimal
     status: MilestoneStatus
     event_ids: tuple[str, ...]
+    verified_when_judged: Decimal | None = None  # verified delivery when met or missed
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +179,7 @@ def state_from_dict(d: Mapping[str, Any]) -> ContractState:
             Decimal(m["cumulative_target"]),
             m["status"],
             tuple(m["event_ids"]),
+            Decimal(m["verified_when_judged"]) if m.get("verified_when_judged") else None,
         )
         for m in d["milestones"]
     }

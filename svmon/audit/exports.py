@@ -1,0 +1,133 @@
+"""Open exports: an OCDS release package per contract, and the data of a Procurement Act
+2023 contract performance notice.
+
+OCDS: ``contracts[].implementation.milestones`` carry the milestone status codes
+(scheduled / met / notMet / partiallyMet); the metrics extension carries targets
+(``contracts[].agreedMetrics``) and delivery (``contracts[].implementation.metrics``),
+one metric per measure with observations for claimed and verified units and £.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from svmon.core.catalogue import Catalogue
+from svmon.core.rules import RatingThresholds, expected_by, rating_for
+from svmon.core.state import ContractState, Milestone
+
+OCID_PREFIX = "ocds-svmon"
+METRICS_EXTENSION = ("https://raw.githubusercontent.com/open-contracting-extensions/"
+                     "ocds_metrics_extension/master/extension.json")
+
+
+def _amount(d: Decimal) -> float | int:
+    """OCDS amounts are JSON numbers; whole values stay integers."""
+    return int(d) if d == d.to_integral_value() else float(d)
+
+
+def _milestone_status(m: Milestone) -> str:
+    if m.status == "scheduled":
+        return "scheduled"
+    if m.status == "met":
+        return "met"
+    return "partiallyMet" if (m.verified_when_judged or 0) > 0 else "notMet"
+
+
+def _day(d: date) -> str:
+    return datetime(d.year, d.month, d.day, tzinfo=UTC).isoformat()
+
+
+def ocds_release_package(s: ContractState, catalogue: Catalogue,
+                         published: datetime) -> dict[str, Any]:
+    t = s.terms
+    if t is None:
+        raise ValueError(f"contract {s.contract_id!r} is not registered")
+    edition = t.catalogue_edition
+    as_of = (s.as_of or published).astimezone(UTC)
+    buyer_id = "buyer-" + "".join(c for c in t.buyer.lower() if c.isalnum())[:40]
+    agreed, delivered = [], []
+    for code, c in sorted(s.commitments.items()):
+        m = catalogue.measure(edition, code)
+        unit = {"name": m.unit, "scheme": "svmon-catalogue", "id": f"{edition}:{code}"}
+        target: dict[str, Any] = {"id": "target", "measure": _amount(c.target), "unit": unit,
+                                  "period": {"startDate": _day(t.start), "endDate": _day(t.end)}}
+        if m.proxy_gbp is not None:
+            target["value"] = {"amount": _amount(m.value_gbp(c.target)), "currency": "GBP"}
+        agreed.append({"id": code, "title": m.title, "description":
+                       f"{m.theme} / {m.outcome} ({m.category}); proxy £{m.proxy_gbp} per "
+                       f"unit, edition {edition}" if m.proxy_gbp is not None else
+                       f"{m.theme} / {m.outcome} ({m.category}); record only",
+                       "observations": [target]})
+        tot = s.totals_for(code)
+        obs = []
+        for kind, units in (("verified", tot.verified), ("claimed", tot.claimed)):
+            o: dict[str, Any] = {"id": f"{kind}-{as_of.date().isoformat()}",
+                                 "measure": _amount(units), "unit": unit,
+                                 "period": {"startDate": _day(t.start),
+                                            "endDate": as_of.isoformat()},
+                                 "notes": f"cumulative {kind} delivery as at {as_of.isoformat()}"}
+            if m.proxy_gbp is not None:
+                o["value"] = {"amount": _amount(m.value_gbp(units)), "currency": "GBP"}
+            obs.append(o)
+        delivered.append({"id": code, "title": m.title, "observations": obs})
+    milestones = [{
+        "id": m.milestone_id, "title": f"{m.measure}: {m.cumulative_target} cumulative",
+        "type": "delivery", "dueDate": _day(m.due), "status": _milestone_status(m),
+        "description": f"Cumulative verified delivery of {m.measure} of at least "
+                       f"{m.cumulative_target} by {m.due.isoformat()}",
+    } for m in sorted(s.milestones.values(), key=lambda m: (m.due, m.milestone_id))]
+    release = {
+        "ocid": f"{OCID_PREFIX}-{s.contract_id}",
+        "id": f"{s.contract_id}-{as_of.strftime('%Y%m%dT%H%M%SZ')}",
+        "date": as_of.isoformat(),
+        "tag": ["contract", "implementation"],
+        "initiationType": "tender",
+        "language": "en",
+        "parties": [
+            {"id": buyer_id, "name": t.buyer, "roles": ["buyer"]},
+            {"id": t.supplier_id, "name": t.supplier_name, "roles": ["supplier"]},
+        ],
+        "buyer": {"id": buyer_id, "name": t.buyer},
+        "awards": [{"id": f"{s.contract_id}-award", "status": "active",
+                    "suppliers": [{"id": t.supplier_id, "name": t.supplier_name}],
+                    "value": {"amount": _amount(t.value_gbp), "currency": "GBP"}}],
+        "contracts": [{
+            "id": s.contract_id, "awardID": f"{s.contract_id}-award", "title": t.title,
+            "status": "terminated" if s.closed else "active",
+            "period": {"startDate": _day(t.start), "endDate": _day(t.end)},
+            "value": {"amount": _amount(t.value_gbp), "currency": "GBP"},
+            "agreedMetrics": agreed,
+            "implementation": {"milestones": milestones, "metrics": delivered},
+        }],
+    }
+    return {"uri": f"urn:svmon:ocds:{s.contract_id}:{as_of.date().isoformat()}",
+            "version": "1.1", "publishedDate": published.astimezone(UTC).isoformat(),
+            "publisher": {"name": t.buyer}, "extensions": [METRICS_EXTENSION],
+            "releases": [release]}
+
+
+def performance_notice(s: ContractState, catalogue: Catalogue, on: date,
+                       thresholds: RatingThresholds = RatingThresholds()) -> dict[str, Any]:
+    """Each commitment as a KPI with its rating on ``on`` (verified vs trajectory)."""
+    t = s.terms
+    if t is None:
+        raise ValueError(f"contract {s.contract_id!r} is not registered")
+    kpis = []
+    for code, c in sorted(s.commitments.items()):
+        points = [(m.due, m.cumulative_target) for m in s.milestones.values()
+                  if m.measure == code]
+        expected = expected_by(c.target, t.start, t.end, points, on)
+        verified = s.totals_for(code).verified
+        kpis.append({"kpi": code, "title": catalogue.measure(t.catalogue_edition, code).title,
+                     "target": str(c.target), "expected_by_now": str(expected.quantize(
+                         Decimal("0.01"))), "verified": str(verified),
+                     "rating": rating_for(verified, expected, thresholds)})
+    return {"contract_id": s.contract_id, "title": t.title, "buyer": t.buyer,
+            "supplier": t.supplier_name, "assessment_date": on.isoformat(),
+            "thresholds": {"good": str(thresholds.good),
+                           "approaching target": str(thresholds.approaching),
+                           "requires improvement": str(thresholds.requires_improvement)},
+            "kpis": kpis, "kpi_count": len(kpis),
+            "meets_three_kpi_rule": len(kpis) >= 3 or t.value_gbp <= 5_000_000}
