@@ -100,17 +100,21 @@ def topic_events(bootstrap: str, topic: str, as_of: datetime | None = None,
                 for rec in batch[tp]:
                     if limit_ms is not None and rec.timestamp > limit_ms:
                         continue
-                    try:
-                        e = decode_event(rec.value)
-                    except InvalidInput:
-                        yield None
-                        continue
-                    if rec.key is None or rec.key.decode(errors="replace") != e.contract_id:
-                        yield None  # the live worker refuses a key that is not the contract
-                        continue
-                    yield e
+                    yield event_from_record(rec.key, rec.value)
     finally:
         consumer.close()
+
+
+def event_from_record(key: bytes | None, value: bytes) -> ev.ContractEvent | None:
+    """The event a record carries, or None where the live worker dead-letters it at
+    decode time (bad bytes, bad schema, a key that is not the contract id)."""
+    try:
+        e = decode_event(value)
+    except InvalidInput:
+        return None
+    if key is None or key.decode(errors="replace") != e.contract_id:
+        return None
+    return e
 
 
 # ---------------------------------------------------------------- comparison
