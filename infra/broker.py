@@ -7,14 +7,13 @@ the durable record; the broker is the transport.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
 
-from infra.processes import die_with_parent
+from infra.processes import die_with_parent, terminate
 from svmon.core.errors import SvmonError
 
 
@@ -75,20 +74,11 @@ class EmbeddedBroker:
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        terminate(self.proc, timeout)
 
     def kill(self) -> None:
         """SIGKILL, as a crash would (fault tests)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        terminate(self.proc, 0)
 
     def __enter__(self) -> EmbeddedBroker:
         return self.start()

@@ -22,19 +22,27 @@ class Child:
         return self.proc.poll() is None
 
     def stop(self, timeout: float = 15.0) -> None:
-        if self.alive:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, timeout)
         self._log.close()
 
     def kill(self) -> None:
-        if self.alive:
-            self.proc.kill()
-            self.proc.wait()
+        """SIGKILL, as a crash would (fault tests)."""
+        terminate(self.proc, 0)
+
+
+def terminate(proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
+    """SIGTERM, then SIGKILL after ``timeout`` seconds (at once when 0)."""
+    if proc is None or proc.poll() is not None:
+        return
+    if timeout > 0:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+    proc.kill()
+    proc.wait()
 
 
 def die_with_parent() -> None:

@@ -72,6 +72,11 @@ def harness(tmp_path: Path) -> Harness:
     return Harness(app, pipeline, repo, store, sinks)
 
 
+async def _put(agent: Any, events: list[ev.ContractEvent]) -> None:
+    for e in events:
+        await agent.put(encode_event(e), key=e.contract_id.encode())
+
+
 async def _drain(pipeline: Any, want: int, timeout: float = 10.0) -> None:
     for _ in range(int(timeout / 0.02)):
         if pipeline.processed >= want:
@@ -86,8 +91,7 @@ def test_agent_folds_events_into_store_and_database(harness: Harness) -> None:
 
     async def run() -> None:
         async with h.app.svmon_agent.test_context() as agent:
-            for e in events:
-                await agent.put(encode_event(e), key=e.contract_id.encode())
+            await _put(agent, events)
             await _drain(h.pipeline, len(events))
 
     asyncio.run(run())
@@ -130,8 +134,7 @@ def test_agent_counts_a_redelivered_event_once(harness: Harness) -> None:
 
     async def run() -> None:
         async with h.app.svmon_agent.test_context() as agent:
-            for e in events:
-                await agent.put(encode_event(e), key=e.contract_id.encode())
+            await _put(agent, events)
             for _ in range(2):
                 await agent.put(encode_event(evidence), key=evidence.contract_id.encode())
             await _drain(h.pipeline, len(events) + 2)
@@ -151,8 +154,7 @@ def test_relay_publishes_each_notice_once(harness: Harness) -> None:
 
     async def run() -> tuple[int, int]:
         async with h.app.svmon_agent.test_context() as agent:
-            for e in events:
-                await agent.put(encode_event(e), key=e.contract_id.encode())
+            await _put(agent, events)
             await _drain(h.pipeline, len(events))
         first = await h.pipeline.relay_notices()
         second = await h.pipeline.relay_notices()
@@ -171,8 +173,7 @@ def test_clock_ticks_every_known_contract(harness: Harness) -> None:
 
     async def run() -> int:
         async with h.app.svmon_agent.test_context() as agent:
-            for e in events:
-                await agent.put(encode_event(e), key=e.contract_id.encode())
+            await _put(agent, events)
             await _drain(h.pipeline, len(events))
         return await h.pipeline.tick()
 
