@@ -8,7 +8,6 @@ event the state has already seen returns the state unchanged and derives nothing
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -25,6 +24,7 @@ from svmon.core.state import (
     EvidenceStatus,
     Milestone,
     Terms,
+    evolve,
 )
 
 Result = tuple[ContractState, tuple[ev.Derived, ...]]
@@ -107,7 +107,7 @@ def _evidence(s: ContractState, e: ev.ContractEvent, evidence_id: str) -> Eviden
 
 
 def _bump(s: ContractState, **changes: Any) -> ContractState:
-    return replace(s, version=s.version + 1, **changes)
+    return evolve(s, version=s.version + 1, **changes)
 
 
 def _check_met(
@@ -122,14 +122,14 @@ def _check_met(
     if verified >= c.target and measure not in s.met:
         out.append(ev.TargetMet(contract_id=s.contract_id, measure=measure,
                                 caused_by=caused_by, at=at, target=c.target, verified=verified))
-        s = replace(s, met=s.met | {measure})
+        s = evolve(s, met=s.met | {measure})
         if measure in s.at_risk:
             out.append(ev.TargetBackOnTrack(contract_id=s.contract_id, measure=measure,
                                             caused_by=caused_by, at=at, target=c.target,
                                             forecast=verified))
-            s = replace(s, at_risk=s.at_risk - {measure})
+            s = evolve(s, at_risk=s.at_risk - {measure})
     elif verified < c.target and measure in s.met:
-        s = replace(s, met=s.met - {measure})
+        s = evolve(s, met=s.met - {measure})
     return s, out
 
 
@@ -149,21 +149,21 @@ def _evaluate_milestones(
     for m in due:
         t = s.totals_for(m.measure)
         if t.verified >= m.cumulative_target:
-            milestones[m.milestone_id] = replace(m, status="met",
+            milestones[m.milestone_id] = evolve(m, status="met",
                                                  verified_when_judged=t.verified)
             out.append(ev.MilestoneMet(contract_id=s.contract_id, measure=m.measure,
                                        caused_by=caused_by, at=at, milestone_id=m.milestone_id,
                                        due=m.due, target=m.cumulative_target,
                                        verified=t.verified))
         else:
-            milestones[m.milestone_id] = replace(m, status="missed",
+            milestones[m.milestone_id] = evolve(m, status="missed",
                                                  verified_when_judged=t.verified)
             out.append(ev.MilestoneMissed(contract_id=s.contract_id, measure=m.measure,
                                           caused_by=caused_by, at=at,
                                           milestone_id=m.milestone_id, due=m.due,
                                           target=m.cumulative_target, verified=t.verified,
                                           claimed=t.claimed))
-    return replace(s, milestones=milestones), out
+    return evolve(s, milestones=milestones), out
 
 
 # -------------------------------------------------------------------- handlers
@@ -274,7 +274,7 @@ def _decide(
                       f"{e.evidence_id} ({rec.status})")
     q = rec.quantity
     was_claimed, was_verified = rec.counts_as_claimed, rec.status == "verified"
-    new = replace(rec, status=to, decided_by=e.actor, decided_at=e.occurred_at, reason=reason,
+    new = evolve(rec, status=to, decided_by=e.actor, decided_at=e.occurred_at, reason=reason,
                   event_ids=(*rec.event_ids, e.event_id))
     d_claimed = (q if new.counts_as_claimed else 0) - (q if was_claimed else 0)
     d_verified = (q if to == "verified" else 0) - (q if was_verified else 0)
@@ -324,7 +324,7 @@ def _ticked(s: ContractState, e: ev.ClockTicked, _: Catalogue, policy: Policy) -
                 out.append(ev.TargetMissed(contract_id=s.contract_id, measure=m,
                                            caused_by=e.event_id, at=e.at, target=c.target,
                                            verified=t.verified, claimed=t.claimed))
-        return replace(s, closed=True, at_risk=frozenset()), tuple(out)
+        return evolve(s, closed=True, at_risk=frozenset()), tuple(out)
     if elapsed_fraction(terms.start, terms.end, basis) < policy.min_elapsed_fraction:
         return s, tuple(out)
     at_risk = set(s.at_risk)
@@ -345,7 +345,7 @@ def _ticked(s: ContractState, e: ev.ClockTicked, _: Catalogue, policy: Policy) -
             out.append(ev.TargetBackOnTrack(contract_id=s.contract_id, measure=m,
                                             caused_by=e.event_id, at=e.at, target=c.target,
                                             forecast=fc))
-    return replace(s, at_risk=frozenset(at_risk)), tuple(out)
+    return evolve(s, at_risk=frozenset(at_risk)), tuple(out)
 
 
 _HANDLERS: dict[type[Any], Callable[..., Result]] = {

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from svmon.core.rules import ZERO
 
@@ -108,6 +108,22 @@ class ContractState:
         committed = sorted(self.commitments)
         extra = sorted(set(self.totals) - set(self.commitments))
         return committed + extra
+
+
+# ------------------------------------------------------------- fast evolution
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+T = TypeVar("T")
+
+
+def evolve(obj: T, **changes: Any) -> T:
+    """``dataclasses.replace`` for the state's positional dataclasses, several times
+    faster (the fold's hottest call): field names are looked up once per class."""
+    cls = type(obj)
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(obj))  # type: ignore[arg-type]
+    return cls(*[changes[n] if n in changes else getattr(obj, n) for n in names])
 
 
 # ------------------------------------------------------------------ JSON codec
