@@ -20,12 +20,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
-from alerts.lifecycle import ANY_SUBJECT, AlertChange, changes_for
+from alerts.lifecycle import AlertChange, changes_for
+from alerts.routing import recipients_for
 from models.tables import (
     AlertRow,
     ChainHead,
     ContractRow,
     DeadLetterRow,
+    DeliveryRow,
     EvidenceRow,
     JournalEntry,
     MeasureRow,
@@ -33,6 +35,7 @@ from models.tables import (
     MilestoneRow,
     NoticeRow,
     PositionRow,
+    RecipientRow,
     canonical,
 )
 from svmon.audit.chain import GENESIS, ChainRow, link_hash
@@ -44,6 +47,7 @@ from svmon.core.state import ContractState
 from svmon.schemas import decode_event, derived_to_dict, now_utc
 
 T = lambda model: model.__table__  # noqa: E731 - SQLModel's table object, typed loosely
+NOT_RESOLVED = ("open", "acknowledged")
 
 
 def make_engine(url: str) -> Engine:
@@ -133,7 +137,7 @@ class Repository:
         with self.engine.begin() as conn:
             self._append_journal(conn, b.journal)
             self._write_states(conn, b)
-            self._write_derived(conn, b.derived)
+            self._write_derived(conn, b.derived, b.states)
             self._insert_ignore(conn, T(DeadLetterRow), b.dead_letters,
                                 ("topic", "partition", "offset", "raw_sha256"))
             self._upsert(conn, T(PositionRow), [
@@ -211,31 +215,63 @@ class Repository:
                 at_risk=m in s.at_risk, target_met=m in s.met))
         return rows
 
-    def _write_derived(self, conn: Connection, derived: Sequence[ev.Derived]) -> None:
+    def _write_derived(self, conn: Connection, derived: Sequence[ev.Derived],
+                       states: Mapping[str, ContractState]) -> None:
         self._insert_ignore(conn, T(NoticeRow), [
             dict(derived_id=d.derived_id, contract_id=d.contract_id, kind=d.kind,
                  measure=d.measure, at=d.at, body=json.dumps(derived_to_dict(d)))
             for d in derived], ("derived_id",))
+        channels = self._channels(conn) if derived else {}
         for d in derived:
             for change in changes_for(d):
-                self._apply_alert(conn, change, d)
+                self._apply_alert(conn, change, d, states.get(d.contract_id), channels)
 
-    def _apply_alert(self, conn: Connection, c: AlertChange, d: ev.Derived) -> None:
+    def _channels(self, conn: Connection) -> dict[str, list[str]]:
+        """recipient -> the channels configured for them."""
+        r = T(RecipientRow)
+        out = {}
+        for row in conn.execute(select(r)):
+            if row.digest and row.email:
+                out[row.recipient_id] = ["digest"]
+            else:
+                out[row.recipient_id] = [c for c, v in (("email", row.email),
+                                                        ("webhook", row.webhook_url)) if v]
+        return out
+
+    def _apply_alert(self, conn: Connection, c: AlertChange, d: ev.Derived,
+                     state: ContractState | None, channels: Mapping[str, list[str]]) -> None:
         a = T(AlertRow)
         same = and_(a.c.contract_id == c.contract_id, a.c.measure == c.measure,
-                    a.c.kind == c.kind, a.c.status == "open")
-        if c.subject != ANY_SUBJECT:
-            same = and_(same, a.c.subject == c.subject)
+                    a.c.kind == c.kind, a.c.status.in_(NOT_RESOLVED))
         if c.action == "resolve":
             conn.execute(update(a).where(same).values(status="resolved", resolved_at=c.at,
                                                       resolved_by=c.derived_id))
             return
-        if conn.execute(select(a.c.alert_id).where(same)).first() is None:
-            self._insert_ignore(conn, a, [dict(
-                alert_id=c.derived_id, contract_id=c.contract_id, measure=c.measure,
-                kind=c.kind, subject=c.subject, status="open", raised_at=c.at,
-                raised_by=c.derived_id, detail=json.dumps(derived_to_dict(d)))],
-                ("alert_id",))
+        detail = json.dumps(derived_to_dict(d))
+        current = conn.execute(select(a.c.alert_id, a.c.raised_by).where(same)).first()
+        if current is not None:  # already open: refresh it, no new delivery (no storms)
+            if current.raised_by != c.derived_id:
+                conn.execute(update(a).where(a.c.alert_id == current.alert_id).values(
+                    subject=c.subject, last_raised_at=c.at, raised_by=c.derived_id,
+                    raise_count=a.c.raise_count + 1, detail=detail))
+            return
+        if conn.execute(select(a.c.alert_id).where(a.c.alert_id == c.derived_id)).first():
+            return  # this very raise was applied before (a batch written twice)
+        conn.execute(a.insert().values(
+            alert_id=c.derived_id, contract_id=c.contract_id, measure=c.measure, kind=c.kind,
+            severity=c.severity, subject=c.subject, status="open", raised_at=c.at,
+            raised_by=c.derived_id, last_raised_at=c.at, raise_count=1, detail=detail))
+        if state is not None and state.terms is not None:
+            self._queue(conn, c.derived_id, recipients_for(c.kind, state.terms), channels,
+                        now_utc(), escalation=False)
+
+    def _queue(self, conn: Connection, alert_id: str, people: Sequence[str],
+               channels: Mapping[str, list[str]], now: datetime, escalation: bool) -> None:
+        rows = [dict(delivery_id=f"{alert_id}|{p}|{ch}", alert_id=alert_id, recipient_id=p,
+                     channel=ch, status="pending", attempts=0, next_attempt_at=now,
+                     created_at=now, escalation=escalation)
+                for p in people for ch in channels.get(p, ())]
+        self._insert_ignore(conn, T(DeliveryRow), rows, ("delivery_id",))
 
     # ------------------------------------------------------------------ reads
 
@@ -294,12 +330,13 @@ class Repository:
         return {(r["contract_id"], r["measure"]): r
                 for s in states if s.terms is not None for r in self.total_rows(s)}
 
-    def open_alert_identities(self) -> set[tuple[str, str, str, str]]:
+    def open_alert_identities(self) -> set[tuple[str, str, str]]:
+        """Alerts not resolved, as (contract, measure, kind)."""
         a = T(AlertRow)
         with self.engine.connect() as conn:
-            return {(r.contract_id, r.measure, r.kind, r.subject) for r in conn.execute(
-                select(a.c.contract_id, a.c.measure, a.c.kind, a.c.subject)
-                .where(a.c.status == "open"))}
+            return {(r.contract_id, r.measure, r.kind) for r in conn.execute(
+                select(a.c.contract_id, a.c.measure, a.c.kind)
+                .where(a.c.status.in_(NOT_RESOLVED)))}
 
     def chain_rows(self) -> Iterator[ChainRow]:
         j = T(JournalEntry)
@@ -353,7 +390,8 @@ class Repository:
                 out[name] = conn.execute(select(func.count()).select_from(T(model))).scalar_one()
             a = T(AlertRow)
             out["open_alerts"] = conn.execute(select(func.count()).select_from(a)
-                                              .where(a.c.status == "open")).scalar_one()
+                                              .where(a.c.status.in_(NOT_RESOLVED))
+                                              ).scalar_one()
         return out
 
     def report(self) -> dict[str, Any]:
@@ -362,7 +400,7 @@ class Repository:
         with self.engine.connect() as conn:
             contracts = conn.execute(select(c).order_by(c.c.contract_id)).mappings().all()
             totals = conn.execute(select(t).order_by(t.c.contract_id, t.c.measure)).mappings()
-            alerts = conn.execute(select(a).where(a.c.status == "open")
+            alerts = conn.execute(select(a).where(a.c.status.in_(NOT_RESOLVED))
                                   .order_by(a.c.contract_id, a.c.raised_at, a.c.alert_id)
                                   ).mappings()
             by_contract: dict[str, dict[str, Any]] = {}
@@ -386,6 +424,7 @@ class Repository:
             for r in alerts:
                 by_contract[r["contract_id"]]["open_alerts"].append({
                     "alert_id": r["alert_id"], "kind": r["kind"], "measure": r["measure"],
+                    "severity": r["severity"], "status": r["status"],
                     "subject": r["subject"], "raised_at": r["raised_at"].isoformat(),
                     "detail": json.loads(r["detail"])})
         return {"contracts": list(by_contract.values()),

@@ -185,22 +185,64 @@ class EvidenceRow(SQLModel, table=True):
 
 
 class AlertRow(SQLModel, table=True):
-    """A derived fact that needs attention; one open row per contract × measure × kind."""
+    """The in-app inbox: one row per alert, at most one not resolved per contract ×
+    measure × kind. Lifecycle: open → acknowledged → resolved."""
 
     __tablename__ = "alert"
-    __table_args__ = (Index("ix_alert_open", "status", "contract_id"),)
+    __table_args__ = (Index("ix_alert_identity", "contract_id", "measure", "kind", "status"),
+                      Index("ix_alert_status", "status", "raised_at"))
 
     alert_id: str = Field(primary_key=True, max_length=400)
     contract_id: str = Field(max_length=128)
     measure: str = Field(max_length=128)
     kind: str = Field(max_length=40)
-    subject: str = Field(default="", max_length=128)  # e.g. the milestone id
-    status: str = Field(max_length=20)  # open | resolved
+    severity: str = Field(default="warning", max_length=10)
+    subject: str = Field(default="", max_length=128)  # e.g. the latest milestone missed
+    status: str = Field(max_length=20)  # open | acknowledged | resolved
     raised_at: datetime = _ts()
     raised_by: str = Field(max_length=400)  # the derived fact's id
+    last_raised_at: datetime = _ts()
+    raise_count: int = 1
+    delivered_at: datetime | None = _ts(nullable=True)
+    acknowledged_at: datetime | None = _ts(nullable=True)
+    acknowledged_by: str | None = Field(default=None, max_length=128)
+    escalated_at: datetime | None = _ts(nullable=True)
     resolved_at: datetime | None = _ts(nullable=True)
     resolved_by: str | None = Field(default=None, max_length=400)
     detail: str = Field(sa_column=Column(Text, nullable=False))  # JSON
+
+
+class RecipientRow(SQLModel, table=True):
+    """Where a person or team hears about alerts. Secrets are not stored here: webhook
+    signatures use SVMON_WEBHOOK_SECRET from the environment."""
+
+    __tablename__ = "recipient"
+
+    recipient_id: str = Field(primary_key=True, max_length=128)
+    name: str = ""
+    email: str | None = Field(default=None, max_length=320)
+    webhook_url: str | None = Field(default=None, max_length=2000)
+    digest: bool = False  # one email a day instead of one per alert
+
+
+class DeliveryRow(SQLModel, table=True):
+    """One alert to one recipient on one channel; the id is the idempotency key sent
+    with it (email Message-ID, webhook Idempotency-Key)."""
+
+    __tablename__ = "delivery"
+    __table_args__ = (Index("ix_delivery_due", "status", "next_attempt_at"),)
+
+    delivery_id: str = Field(primary_key=True, max_length=600)
+    alert_id: str = Field(index=True, max_length=400)
+    recipient_id: str = Field(max_length=128)
+    channel: str = Field(max_length=20)  # email | webhook | digest
+    status: str = Field(max_length=20)  # pending | sent | failed
+    attempts: int = 0
+    next_attempt_at: datetime = _ts()
+    created_at: datetime = _ts()
+    sent_at: datetime | None = _ts(nullable=True)
+    escalation: bool = False
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class NoticeRow(SQLModel, table=True):

@@ -109,7 +109,9 @@ def generate(seed: int = 7, today: date | None = None,
             lo, hi = TARGETS[m]
             target = _quantity(rng, Decimal(rng.randint(lo, hi)) * scale, m) or Decimal(1)
             out.extend(_commitment(c, m, target, t0))
-            out.extend(_evidence(rng, c, m, target, today))
+            # a few suppliers stopped reporting five months ago: reporting overdue
+            stop = _add_months(_month_start(today), -5) if i % 17 == 5 else today
+            out.extend(_evidence(rng, c, m, target, stop))
         tick = _add_months(start, 1)
         while tick <= today:
             out.append(ev.ClockTicked(event_id=f"{cid}:tick:{tick.isoformat()}",

@@ -69,6 +69,10 @@ def _storable(v: str) -> bool:
     return True
 
 
+def _optional_ident(v: Any, f: str, ids: Ids) -> str:
+    return "" if v == "" else _ident(v, f, ids)
+
+
 def _text(v: Any, f: str, ids: Ids) -> str:
     if not isinstance(v, str) or len(v) > MAX_TEXT_LENGTH or not _storable(v):
         raise _err(f, f"a string of at most {MAX_TEXT_LENGTH} characters without NUL or "
@@ -181,6 +185,7 @@ _DATA: dict[type[ev.ContractEvent], dict[str, tuple[Reader, Any]]] = {
         "supplier_name": (_name, REQUIRED), "start": (_date, REQUIRED), "end": (_date, REQUIRED),
         "value_gbp": (_non_negative, REQUIRED), "catalogue_edition": (_ident, REQUIRED),
         "manager": (_ident, REQUIRED), "reporting_cadence_days": (_days, 90),
+        "deputy": (_optional_ident, ""), "supplier_contact": (_optional_ident, ""),
     },
     ev.CommitmentMade: {"measure": (_ident, REQUIRED), "target": (_positive, REQUIRED)},
     ev.MilestoneScheduled: {

@@ -35,7 +35,7 @@ class Rebuild:
     duplicates: int = 0  # the same event again under the same id
     undecodable: int = 0
 
-    def open_alerts(self) -> set[tuple[str, str, str, str]]:
+    def open_alerts(self) -> set[tuple[str, str, str]]:
         return open_alerts(self.derived)
 
 
@@ -143,7 +143,7 @@ def _norm(v: Any) -> Any:
 
 def compare(rebuilt: Rebuild, live_totals: dict[tuple[str, str], dict[str, Any]],
             expected_totals: dict[tuple[str, str], dict[str, Any]],
-            live_alerts: set[tuple[str, str, str, str]]) -> list[Mismatch]:
+            live_alerts: set[tuple[str, str, str]]) -> list[Mismatch]:
     """Differences between rebuilt and live figures, each naming contract and measure."""
     out: list[Mismatch] = []
     for key in sorted(set(live_totals) | set(expected_totals)):
@@ -158,7 +158,7 @@ def compare(rebuilt: Rebuild, live_totals: dict[tuple[str, str], dict[str, Any]]
                 out.append(Mismatch(cid, m, f, want[f], got[f]))
     rebuilt_alerts = rebuilt.open_alerts()
     for a in sorted(rebuilt_alerts - live_alerts):
-        out.append(Mismatch(a[0], a[1], f"open alert {a[2]} {a[3]}".strip(), "open", "absent"))
+        out.append(Mismatch(a[0], a[1], f"open alert {a[2]}", "open", "absent"))
     for a in sorted(live_alerts - rebuilt_alerts):
-        out.append(Mismatch(a[0], a[1], f"open alert {a[2]} {a[3]}".strip(), "absent", "open"))
+        out.append(Mismatch(a[0], a[1], f"open alert {a[2]}", "absent", "open"))
     return out

@@ -33,6 +33,8 @@ class ContractRegistered(ContractEvent):
     catalogue_edition: str
     manager: str
     reporting_cadence_days: int = 90
+    deputy: str = ""  # escalation recipient when the manager does not acknowledge
+    supplier_contact: str = ""  # hears about rejected evidence
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -198,6 +200,40 @@ class TargetMissed(Derived):
     claimed: Decimal
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReportingOverdue(Derived):
+    """No evidence for longer than the contract's reporting cadence (measure is "")."""
+
+    last_evidence_at: datetime | None
+    cadence_days: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReportingResumed(Derived):
+    pass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EvidenceWasRejected(Derived):
+    evidence_id: str
+    quantity: Decimal
+    reason: str
+    reviewer: str
+
+    def _suffix(self) -> str:
+        return f"/{self.evidence_id}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RatingChanged(Derived):
+    """A KPI's statutory rating moved (verified delivery against the trajectory)."""
+
+    previous: str
+    rating: str
+    verified: Decimal
+    expected: Decimal
+
+
 DERIVED_TYPES: tuple[type[Derived], ...] = (
     MilestoneMissed,
     MilestoneMet,
@@ -205,4 +241,8 @@ DERIVED_TYPES: tuple[type[Derived], ...] = (
     TargetBackOnTrack,
     TargetMet,
     TargetMissed,
+    ReportingOverdue,
+    ReportingResumed,
+    EvidenceWasRejected,
+    RatingChanged,
 )

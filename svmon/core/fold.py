@@ -8,7 +8,7 @@ event the state has already seen returns the state unchanged and derives nothing
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -16,7 +16,14 @@ from svmon.core import events as ev
 from svmon.core.catalogue import Catalogue, Measure
 from svmon.core.errors import InvalidInput, RejectedEvent
 from svmon.core.idempotence import EventGate
-from svmon.core.rules import DEFAULT_POLICY, Policy, elapsed_fraction, forecast
+from svmon.core.rules import (
+    DEFAULT_POLICY,
+    Policy,
+    elapsed_fraction,
+    expected_by,
+    forecast,
+    rating_for,
+)
 from svmon.core.state import (
     Commitment,
     ContractState,
@@ -189,6 +196,7 @@ def _registered(
         supplier_id=e.supplier_id, supplier_name=e.supplier_name, start=e.start, end=e.end,
         value_gbp=e.value_gbp, catalogue_edition=e.catalogue_edition, manager=e.manager,
         reporting_cadence_days=e.reporting_cadence_days, event_ids=(*previous, e.event_id),
+        deputy=e.deputy, supplier_contact=e.supplier_contact,
     )
     # a term extended past the clock reopens a contract that was settled
     closed = s.closed and s.as_of is not None and \
@@ -249,12 +257,17 @@ def _submitted(s: ContractState, e: ev.EvidenceSubmitted, cat: Catalogue, _: Pol
         submitted_by=e.actor, submitted_at=e.occurred_at, event_ids=(e.event_id,),
     )
     last = s.last_evidence_at
+    out: tuple[ev.Derived, ...] = NOTHING
+    if s.overdue:
+        out = (ev.ReportingResumed(contract_id=s.contract_id, measure="", caused_by=e.event_id,
+                                   at=e.occurred_at),)
     return _bump(
         s,
         evidence={**s.evidence, e.evidence_id: rec},
         totals={**s.totals, e.measure: s.totals_for(e.measure).add(claimed=e.quantity)},
         last_evidence_at=e.occurred_at if last is None or e.occurred_at > last else last,
-    ), NOTHING
+        overdue=False,
+    ), out
 
 
 def _decide(
@@ -282,6 +295,11 @@ def _decide(
     s = _bump(s, evidence={**s.evidence, e.evidence_id: new},
               totals={**s.totals, rec.measure: totals})
     s, out = _check_met(s, rec.measure, e.event_id, e.occurred_at)
+    if to == "rejected":
+        out.insert(0, ev.EvidenceWasRejected(
+            contract_id=s.contract_id, measure=rec.measure, caused_by=e.event_id,
+            at=e.occurred_at, evidence_id=rec.evidence_id, quantity=rec.quantity,
+            reason=reason, reviewer=e.actor))
     return s, tuple(out)
 
 
@@ -325,6 +343,8 @@ def _ticked(s: ContractState, e: ev.ClockTicked, _: Catalogue, policy: Policy) -
                                            caused_by=e.event_id, at=e.at, target=c.target,
                                            verified=t.verified, claimed=t.claimed))
         return evolve(s, closed=True, at_risk=frozenset()), tuple(out)
+    s = _reporting(s, e, terms, out)
+    s = _ratings(s, e, terms, basis, policy, out)
     if elapsed_fraction(terms.start, terms.end, basis) < policy.min_elapsed_fraction:
         return s, tuple(out)
     at_risk = set(s.at_risk)
@@ -346,6 +366,39 @@ def _ticked(s: ContractState, e: ev.ClockTicked, _: Catalogue, policy: Policy) -
                                             caused_by=e.event_id, at=e.at, target=c.target,
                                             forecast=fc))
     return evolve(s, at_risk=frozenset(at_risk)), tuple(out)
+
+
+def _reporting(s: ContractState, e: ev.ClockTicked, terms: Terms,
+               out: list[ev.Derived]) -> ContractState:
+    """Reporting overdue: no evidence for longer than the cadence (from the start)."""
+    if s.overdue or e.at.date() <= terms.start:
+        return s
+    since = s.last_evidence_at or datetime.combine(terms.start, time(), tzinfo=UTC)
+    if e.at - since <= timedelta(days=terms.reporting_cadence_days):
+        return s
+    out.append(ev.ReportingOverdue(contract_id=s.contract_id, measure="", caused_by=e.event_id,
+                                   at=e.at, last_evidence_at=s.last_evidence_at,
+                                   cadence_days=terms.reporting_cadence_days))
+    return evolve(s, overdue=True)
+
+
+def _ratings(s: ContractState, e: ev.ClockTicked, terms: Terms, basis: date,
+             policy: Policy, out: list[ev.Derived]) -> ContractState:
+    """Each KPI's rating as at ``basis``; a change from a previous rating is announced."""
+    ratings = dict(s.ratings)
+    for m, c in sorted(s.commitments.items()):
+        points = [(ms.due, ms.cumulative_target) for ms in s.milestones.values()
+                  if ms.measure == m]
+        expected = expected_by(c.target, terms.start, terms.end, points, basis)
+        verified = s.totals_for(m).verified
+        rating = rating_for(verified, expected, policy.rating)
+        previous = ratings.get(m)
+        if previous is not None and previous != rating:
+            out.append(ev.RatingChanged(contract_id=s.contract_id, measure=m,
+                                        caused_by=e.event_id, at=e.at, previous=previous,
+                                        rating=rating, verified=verified, expected=expected))
+        ratings[m] = rating
+    return evolve(s, ratings=ratings) if ratings != s.ratings else s
 
 
 _HANDLERS: dict[type[Any], Callable[..., Result]] = {

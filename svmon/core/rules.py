@@ -15,23 +15,6 @@ from typing import Literal
 ZERO = Decimal(0)
 
 
-@dataclass(frozen=True, slots=True)
-class Policy:
-    """Thresholds for the derived facts (global defaults; per contract later)."""
-
-    # At risk when forecast < target × at_risk_threshold ...
-    at_risk_threshold: Decimal = Decimal("0.9")
-    # ... once at least this fraction of the term has elapsed (enough history).
-    min_elapsed_fraction: Decimal = Decimal("0.2")
-    # Delivery is reported in arrears: suppliers report a period after it ends and
-    # managers need time to verify. A milestone is judged this many days after its
-    # due date, and a forecast projects from delivery as at this many days ago.
-    reporting_lag_days: int = 30
-
-
-DEFAULT_POLICY = Policy()
-
-
 Rating = Literal["good", "approaching target", "requires improvement", "inadequate", "other"]
 
 
@@ -46,6 +29,25 @@ class RatingThresholds:
     good: Decimal = Decimal("1.0")
     approaching: Decimal = Decimal("0.9")
     requires_improvement: Decimal = Decimal("0.7")
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Thresholds for the derived facts (global defaults; per contract later)."""
+
+    # At risk when forecast < target × at_risk_threshold ...
+    at_risk_threshold: Decimal = Decimal("0.9")
+    # ... once at least this fraction of the term has elapsed (enough history).
+    min_elapsed_fraction: Decimal = Decimal("0.2")
+    # Delivery is reported in arrears: suppliers report a period after it ends and
+    # managers need time to verify. A milestone is judged this many days after its
+    # due date, and a forecast projects from delivery as at this many days ago.
+    reporting_lag_days: int = 30
+    # KPI ratings (Procurement Act 2023 performance notices): a change is announced.
+    rating: RatingThresholds = RatingThresholds()
+
+
+DEFAULT_POLICY = Policy()
 
 
 def rating_for(delivered: Decimal, expected: Decimal,

@@ -34,6 +34,8 @@ class Terms:
     manager: str
     reporting_cadence_days: int
     event_ids: tuple[str, ...]
+    deputy: str = ""
+    supplier_contact: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +101,8 @@ class ContractState:
     closed: bool = False
     version: int = 0  # events applied (duplicates and no-op ticks excluded)
     last_evidence_at: datetime | None = None
+    overdue: bool = False  # reporting overdue has been announced
+    ratings: Mapping[str, str] = field(default_factory=dict)  # measure -> KPI rating
 
     def totals_for(self, measure: str) -> Totals:
         return self.totals.get(measure, Totals())
@@ -163,6 +167,8 @@ def state_to_dict(s: ContractState) -> dict[str, Any]:
         "closed": s.closed,
         "version": s.version,
         "last_evidence_at": _enc(s.last_evidence_at),
+        "overdue": s.overdue,
+        "ratings": dict(s.ratings),
     }
 
 
@@ -230,4 +236,6 @@ def state_from_dict(d: Mapping[str, Any]) -> ContractState:
         closed=d["closed"],
         version=d["version"],
         last_evidence_at=_dt(d["last_evidence_at"]),
+        overdue=d.get("overdue", False),
+        ratings=dict(d.get("ratings", {})),
     )

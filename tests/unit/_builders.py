@@ -115,3 +115,13 @@ def derived_of(log: list[tuple[str, tuple[ev.Derived, ...]]], event_id: str
 
 def all_derived(log: list[tuple[str, tuple[ev.Derived, ...]]]) -> list[ev.Derived]:
     return [x for _, derived in log for x in derived]
+
+
+NOTICE_ONLY = (ev.RatingChanged, ev.ReportingOverdue, ev.ReportingResumed,
+               ev.EvidenceWasRejected)
+
+
+def target_facts(derived: Iterable[ev.Derived]) -> tuple[ev.Derived, ...]:
+    """Only the facts about targets and milestones (what the worked examples check);
+    ratings, reporting and rejection notices have tests of their own."""
+    return tuple(x for x in derived if not isinstance(x, NOTICE_ONLY))

@@ -34,6 +34,7 @@ from tests.unit._builders import (
     rejected,
     retracted,
     submitted,
+    target_facts,
     tick,
     verified,
 )
@@ -142,7 +143,7 @@ def test_rejecting_verified_evidence_takes_it_out_of_both_totals() -> None:
     assert s.totals_for("L-VOL") == Totals(D("12.25"), D("12.25"))
     s, _ = apply([retracted("E2", "2025-03-02")], s)
     assert s.totals_for("L-VOL") == Totals(D("0.00"), D("0.00"))
-    assert all_derived(log) == []
+    assert target_facts(all_derived(log)) == ()
 
 
 def test_retracting_submitted_evidence_only_lowers_the_claim() -> None:
@@ -163,15 +164,15 @@ def test_retracting_submitted_evidence_only_lowers_the_claim() -> None:
 def test_nothing_is_judged_before_a_fifth_of_the_term_has_been_reported() -> None:
     _, log = apply(setup_events() + first_quarter())
     # 2025-03-01 and 2025-04-01: the basis (30 days earlier) has 29 and 60 of 365 days.
-    assert derived_of(log, "C-001:tick:2025-03-01") == ()
-    assert derived_of(log, "C-001:tick:2025-04-01") == ()
+    assert target_facts(derived_of(log, "C-001:tick:2025-03-01")) == ()
+    assert target_facts(derived_of(log, "C-001:tick:2025-04-01")) == ()
 
 
 def test_targets_fall_at_risk_once_a_fifth_of_the_term_is_reported() -> None:
     _, log = apply(setup_events() + first_quarter())
     # 2025-04-30: basis 2025-03-31, 89 of 365 days elapsed (24 %). Forecasts from the
     # claimed totals: NT1 1 × 365/89 = 4.10 < 9; L-VOL 120.5 × 365/89 = 494.19 < 900.
-    out = derived_of(log, "C-001:tick:2025-04-30")
+    out = target_facts(derived_of(log, "C-001:tick:2025-04-30"))
     assert [type(x) for x in out] == [ev.TargetAtRisk, ev.TargetAtRisk]
     lvol, nt1 = out
     assert isinstance(lvol, ev.TargetAtRisk) and isinstance(nt1, ev.TargetAtRisk)
@@ -202,7 +203,7 @@ def test_milestone_met_and_target_back_on_track() -> None:
     s, log = apply(whole_year())
     # 2025-07-30: basis 2025-06-30, 180 days; L-VOL 820.5 × 365/180 = 1663.79 ≥ 900.
     # L-VOL-H1 (due 2025-06-30) is only 30 days overdue, so not judged yet.
-    out = derived_of(log, "C-001:tick:2025-07-30")
+    out = target_facts(derived_of(log, "C-001:tick:2025-07-30"))
     assert len(out) == 1 and isinstance(out[0], ev.TargetBackOnTrack)
     assert out[0].measure == "L-VOL"
     assert out[0].forecast.quantize(D("0.01")) == D("1663.79")
@@ -229,7 +230,7 @@ def test_verification_that_reaches_the_target_announces_it_met() -> None:
 def test_a_target_slips_back_to_at_risk_late_in_the_term() -> None:
     _, log = apply(whole_year())
     # 2025-12-31: basis 2025-12-01, 334 days; L-VOL 820.5 × 365/334 = 896.65 < 900.
-    out = derived_of(log, "C-001:tick:2025-12-31")
+    out = target_facts(derived_of(log, "C-001:tick:2025-12-31"))
     assert len(out) == 1 and isinstance(out[0], ev.TargetAtRisk)
     assert out[0].measure == "L-VOL"
     assert out[0].forecast.quantize(D("0.01")) == D("896.65")
@@ -276,12 +277,12 @@ def test_extending_the_term_reopens_a_settled_contract() -> None:
     assert s.terms is not None and s.terms.end == d("2026-12-31")
     assert s.terms.event_ids == ("C-001:registered", "C-001:registered:v2")
     # L-VOL 820.5 × 730/425 = 1409 ≥ 900 over the longer term: nothing to report yet
-    assert all_derived(log) == []
+    assert target_facts(all_derived(log)) == ()
     # the new term is settled in its turn, once its reporting window has passed
     s, log = apply([tick("2027-01-30"), tick("2027-01-31")], s)
     # monitoring resumed: 820.5 × 730/729 = 821.63 < 900 as at the new end
-    assert [(x.kind, x.measure) for x in derived_of(log, "C-001:tick:2027-01-30")] == [
-        ("TargetAtRisk", "L-VOL")]
+    assert [(x.kind, x.measure) for x in target_facts(derived_of(
+        log, "C-001:tick:2027-01-30"))] == [("TargetAtRisk", "L-VOL")]
     assert [(x.kind, x.measure) for x in derived_of(log, "C-001:tick:2027-01-31")] == [
         ("TargetMissed", "L-VOL")]
     assert s.closed

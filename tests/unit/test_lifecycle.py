@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from alerts.lifecycle import ANY_SUBJECT, changes_for, open_alerts
+from alerts.lifecycle import changes_for, open_alerts
 from svmon.core import events as ev
 from tests.unit._builders import (
     all_derived,
@@ -40,15 +40,27 @@ FACTS: dict[str, ev.Derived] = {
     "TargetBackOnTrack": ev.TargetBackOnTrack(**COMMON, target=D(10), forecast=D(11)),
     "TargetMet": ev.TargetMet(**COMMON, target=D(10), verified=D(10)),
     "TargetMissed": ev.TargetMissed(**COMMON, target=D(10), verified=D(7), claimed=D(8)),
+    "ReportingOverdue": ev.ReportingOverdue(**{**COMMON, "measure": ""}, last_evidence_at=None,
+                                            cadence_days=90),
+    "ReportingResumed": ev.ReportingResumed(**{**COMMON, "measure": ""}),
+    "EvidenceWasRejected": ev.EvidenceWasRejected(**COMMON, evidence_id="E1", quantity=D(2),
+                                                  reason="no payroll", reviewer="mgr-a"),
+    "RatingChanged": ev.RatingChanged(**COMMON, previous="good", rating="inadequate",
+                                      verified=D(1), expected=D(5)),
 }
 
 EXPECTED: dict[str, list[tuple[str, str, str]]] = {
     "MilestoneMissed": [("raise", "MilestoneMissed", "NT1-Q1")],
-    "MilestoneMet": [("resolve", "MilestoneMissed", ANY_SUBJECT)],
+    "MilestoneMet": [("resolve", "MilestoneMissed", "")],
     "TargetAtRisk": [("raise", "TargetAtRisk", "")],
     "TargetBackOnTrack": [("resolve", "TargetAtRisk", "")],
-    "TargetMet": [("resolve", "TargetAtRisk", ""), ("resolve", "TargetMissed", "")],
+    "TargetMet": [("resolve", "TargetAtRisk", ""), ("resolve", "TargetMissed", ""),
+                  ("raise", "TargetMet", "")],
     "TargetMissed": [("resolve", "TargetAtRisk", ""), ("raise", "TargetMissed", "")],
+    "ReportingOverdue": [("raise", "ReportingOverdue", "")],
+    "ReportingResumed": [("resolve", "ReportingOverdue", "")],
+    "EvidenceWasRejected": [("raise", "EvidenceRejected", "E1")],
+    "RatingChanged": [("raise", "KpiRating", "inadequate")],
 }
 
 
@@ -62,42 +74,43 @@ def test_changes_for_each_derived_fact(kind: str) -> None:
     changes = changes_for(fact)
     assert [(c.action, c.kind, c.subject) for c in changes] == EXPECTED[kind]
     for c in changes:
-        assert (c.contract_id, c.measure, c.at) == ("C-001", "NT1", WHEN)
+        assert (c.contract_id, c.measure, c.at) == ("C-001", fact.measure, WHEN)
         assert c.derived_id == fact.derived_id
+        assert c.severity == ("info" if c.kind == "TargetMet" else "warning")
+
+
+def test_a_better_rating_resolves_the_kpi_alert() -> None:
+    better = ev.RatingChanged(**COMMON, previous="inadequate", rating="approaching target",
+                              verified=D(5), expected=D(5))
+    assert [(c.action, c.kind) for c in changes_for(better)] == [("resolve", "KpiRating")]
 
 
 def test_base_derived_fact_changes_nothing() -> None:
     assert changes_for(ev.Derived(**COMMON)) == []
 
 
-def test_identity_separates_milestones_but_not_forecasts() -> None:
+def test_identity_is_contract_measure_and_kind() -> None:
     [a] = changes_for(missed("NT1-Q1"))
     [b] = changes_for(missed("NT1-Q2"))
-    assert a.identity == ("C-001", "NT1", "MilestoneMissed", "NT1-Q1")
-    assert a.identity != b.identity
+    assert a.identity == b.identity == ("C-001", "NT1", "MilestoneMissed")
+    assert (a.subject, b.subject) == ("NT1-Q1", "NT1-Q2")
     [risk] = changes_for(FACTS["TargetAtRisk"])
     [back] = changes_for(FACTS["TargetBackOnTrack"])
-    assert risk.identity == back.identity == ("C-001", "NT1", "TargetAtRisk", "")
+    assert risk.identity == back.identity == ("C-001", "NT1", "TargetAtRisk")
 
 
-def test_open_alerts_keeps_one_per_identity_and_resolves_by_subject() -> None:
+def test_open_alerts_keeps_one_per_identity() -> None:
     facts = [missed("NT1-Q1"), missed("NT1-Q2"), missed("NT1-Q1"), FACTS["TargetAtRisk"]]
-    assert open_alerts(facts) == {
-        ("C-001", "NT1", "MilestoneMissed", "NT1-Q1"),
-        ("C-001", "NT1", "MilestoneMissed", "NT1-Q2"),
-        ("C-001", "NT1", "TargetAtRisk", ""),
-    }
+    assert open_alerts(facts) == {("C-001", "NT1", "MilestoneMissed"),
+                                  ("C-001", "NT1", "TargetAtRisk")}
     other = ev.MilestoneMet(**{**COMMON, "measure": "L-VOL"}, milestone_id="L-VOL-Q1",
                             due=d("2025-03-31"), target=D(1), verified=D(1))
     # a met milestone of another measure leaves NT1's misses open ...
-    assert len(open_alerts([*facts, other])) == 3
-    # ... one of the same measure closes them all; back on track closes the risk
+    assert len(open_alerts([*facts, other])) == 2
+    # ... one of the same measure closes them; back on track closes the risk
     assert open_alerts([*facts, FACTS["MilestoneMet"], FACTS["TargetBackOnTrack"]]) == set()
     assert open_alerts([*facts, FACTS["TargetMissed"]]) == {
-        ("C-001", "NT1", "MilestoneMissed", "NT1-Q1"),
-        ("C-001", "NT1", "MilestoneMissed", "NT1-Q2"),
-        ("C-001", "NT1", "TargetMissed", ""),
-    }
+        ("C-001", "NT1", "MilestoneMissed"), ("C-001", "NT1", "TargetMissed")}
 
 
 def test_alerts_from_a_folded_log_open_and_close() -> None:
@@ -111,8 +124,8 @@ def test_alerts_from_a_folded_log_open_and_close() -> None:
     ]
     _, log = apply(events)
     assert open_alerts(all_derived(log)) == {
-        ("C-001", "NT1", "MilestoneMissed", "NT1-Q1"),
-        ("C-001", "NT1", "TargetAtRisk", ""),
+        ("C-001", "NT1", "MilestoneMissed"),
+        ("C-001", "NT1", "TargetAtRisk"),
     }
     _, later = apply([
         *events,
@@ -120,7 +133,7 @@ def test_alerts_from_a_folded_log_open_and_close() -> None:
         verified("E2", "2025-07-04"),  # target met: at-risk resolved
         tick("2025-08-01"),  # NT1-Q2 met: the earlier miss is history
     ])
-    assert open_alerts(all_derived(later)) == set()
+    assert open_alerts(all_derived(later)) == {("C-001", "NT1", "TargetMet")}  # good news
 
 
 def test_final_period_reported_in_arrears_leaves_no_target_missed_alert() -> None:
@@ -138,4 +151,4 @@ def test_final_period_reported_in_arrears_leaves_no_target_missed_alert() -> Non
     ])
     facts = all_derived(log)
     assert any(isinstance(x, ev.TargetMet) for x in facts)  # the target was met in full
-    assert open_alerts(facts) == set()
+    assert open_alerts(facts) == {("C-001", "L-VOL", "TargetMet")}
