@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -41,6 +41,7 @@ from models.tables import (
 from svmon.audit.chain import GENESIS, ChainRow, link_hash
 from svmon.core import events as ev
 from svmon.core.catalogue import Catalogue
+from svmon.core.errors import InvalidInput, SvmonError
 from svmon.core.idempotence import EventGate
 from svmon.core.rules import shortfall
 from svmon.core.state import ContractState
@@ -48,6 +49,10 @@ from svmon.schemas import decode_event, derived_to_dict, now_utc
 
 T = lambda model: model.__table__  # noqa: E731 - SQLModel's table object, typed loosely
 NOT_RESOLVED = ("open", "acknowledged")
+
+
+class NotAllowed(SvmonError, PermissionError):
+    """The actor may not do this (for example acknowledge another manager's alert)."""
 
 
 def make_engine(url: str) -> Engine:
@@ -176,7 +181,8 @@ class Repository:
                 contract_id=cid, title=t.title, buyer=t.buyer,
                 buyer_department=t.buyer_department, supplier_id=t.supplier_id,
                 supplier_name=t.supplier_name, start=t.start, end=t.end, value_gbp=t.value_gbp,
-                catalogue_edition=t.catalogue_edition, manager=t.manager,
+                catalogue_edition=t.catalogue_edition, manager=t.manager, deputy=t.deputy,
+                supplier_contact=t.supplier_contact,
                 reporting_cadence_days=t.reporting_cadence_days, as_of=s.as_of,
                 last_evidence_at=s.last_evidence_at, state_version=s.version))
             totals.extend(self.total_rows(s))
@@ -260,7 +266,8 @@ class Repository:
         conn.execute(a.insert().values(
             alert_id=c.derived_id, contract_id=c.contract_id, measure=c.measure, kind=c.kind,
             severity=c.severity, subject=c.subject, status="open", raised_at=c.at,
-            raised_by=c.derived_id, last_raised_at=c.at, raise_count=1, detail=detail))
+            raised_by=c.derived_id, last_raised_at=c.at, raise_count=1, detail=detail,
+            created_at=now_utc()))
         if state is not None and state.terms is not None:
             self._queue(conn, c.derived_id, recipients_for(c.kind, state.terms), channels,
                         now_utc(), escalation=False)
@@ -272,6 +279,148 @@ class Repository:
                      created_at=now, escalation=escalation)
                 for p in people for ch in channels.get(p, ())]
         self._insert_ignore(conn, T(DeliveryRow), rows, ("delivery_id",))
+
+    # ------------------------------------------------------------ the inbox
+
+    def set_recipient(self, recipient_id: str, name: str = "", email: str | None = None,
+                      webhook_url: str | None = None, digest: bool = False) -> None:
+        with self.engine.begin() as conn:
+            self._upsert(conn, T(RecipientRow), [dict(
+                recipient_id=recipient_id, name=name, email=email, webhook_url=webhook_url,
+                digest=digest)], ("recipient_id",))
+
+    def alerts(self, status: str | None = None, contract_id: str | None = None,
+               limit: int = 1000) -> list[dict[str, Any]]:
+        a = T(AlertRow)
+        q = select(a).order_by(a.c.raised_at.desc(), a.c.alert_id).limit(limit)
+        if status == "unresolved":
+            q = q.where(a.c.status.in_(NOT_RESOLVED))
+        elif status and status != "all":
+            q = q.where(a.c.status == status)
+        if contract_id:
+            q = q.where(a.c.contract_id == contract_id)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
+
+    def _decide_alert(self, alert_id: str, by: str, to: str) -> dict[str, Any]:
+        a, c = T(AlertRow), T(ContractRow)
+        now = now_utc()
+        with self.engine.begin() as conn:
+            row = conn.execute(select(a.c.status, c.c.manager, c.c.deputy, c.c.contract_id)
+                               .join(c, c.c.contract_id == a.c.contract_id)
+                               .where(a.c.alert_id == alert_id)).first()
+            if row is None:
+                raise InvalidInput("alert_id", "the id of an alert in the inbox", alert_id)
+            if by not in {row.manager, row.deputy} - {""}:
+                raise NotAllowed(f"{by!r} does not manage contract {row.contract_id!r} "
+                                 f"(its manager is {row.manager!r})")
+            if row.status == "resolved" or (to == "acknowledged" and
+                                            row.status == "acknowledged"):
+                return dict(alert_id=alert_id, status=row.status, changed=False)
+            values: dict[str, Any] = (
+                dict(status="acknowledged", acknowledged_at=now, acknowledged_by=by)
+                if to == "acknowledged" else
+                dict(status="resolved", resolved_at=now, resolved_by=f"manual:{by}"))
+            conn.execute(update(a).where(a.c.alert_id == alert_id).values(**values))
+            return dict(alert_id=alert_id, status=to, changed=True)
+
+    def acknowledge(self, alert_id: str, by: str) -> dict[str, Any]:
+        """The contract's manager (or deputy) acknowledges; anyone else is refused."""
+        return self._decide_alert(alert_id, by, "acknowledged")
+
+    def resolve(self, alert_id: str, by: str) -> dict[str, Any]:
+        return self._decide_alert(alert_id, by, "resolved")
+
+    def manually_resolved_identities(self) -> set[tuple[str, str, str]]:
+        a = T(AlertRow)
+        with self.engine.connect() as conn:
+            return {(r.contract_id, r.measure, r.kind) for r in conn.execute(
+                select(a.c.contract_id, a.c.measure, a.c.kind)
+                .where(a.c.resolved_by.like("manual:%")))}
+
+    # ------------------------------------------------------------ deliveries
+
+    def due_deliveries(self, now: datetime, limit: int = 100) -> list[dict[str, Any]]:
+        """Pending deliveries whose time has come, with their alert, contract, recipient."""
+        d, a, c, r = T(DeliveryRow), T(AlertRow), T(ContractRow), T(RecipientRow)
+        q = (select(d.c.delivery_id, d.c.channel, d.c.attempts, d.c.escalation,
+                    a.c.alert_id, a.c.kind, a.c.severity, a.c.measure, a.c.subject,
+                    a.c.status.label("alert_status"), a.c.raised_at, a.c.detail,
+                    c.c.contract_id, c.c.title, c.c.supplier_name, c.c.manager,
+                    r.c.recipient_id, r.c.name, r.c.email, r.c.webhook_url)
+             .join(a, a.c.alert_id == d.c.alert_id)
+             .join(c, c.c.contract_id == a.c.contract_id)
+             .join(r, r.c.recipient_id == d.c.recipient_id)
+             .where(d.c.status == "pending", d.c.next_attempt_at <= now,
+                    d.c.channel != "digest")
+             .order_by(d.c.next_attempt_at, d.c.delivery_id).limit(limit))
+        with self.engine.connect() as conn:
+            return [dict(row) for row in conn.execute(q).mappings()]
+
+    def due_digests(self, now: datetime, every: timedelta) -> dict[str, list[dict[str, Any]]]:
+        """recipient -> pending digest items, for recipients whose oldest item has waited
+        ``every`` (one email a day by default)."""
+        d, a, r = T(DeliveryRow), T(AlertRow), T(RecipientRow)
+        q = (select(d.c.delivery_id, d.c.created_at, a.c.alert_id, a.c.kind, a.c.measure,
+                    a.c.contract_id, a.c.subject, a.c.raised_at, r.c.recipient_id, r.c.email,
+                    r.c.name)
+             .join(a, a.c.alert_id == d.c.alert_id)
+             .join(r, r.c.recipient_id == d.c.recipient_id)
+             .where(d.c.status == "pending", d.c.channel == "digest")
+             .order_by(d.c.created_at, d.c.delivery_id))
+        out: dict[str, list[dict[str, Any]]] = {}
+        with self.engine.connect() as conn:
+            for row in conn.execute(q).mappings():
+                out.setdefault(row["recipient_id"], []).append(dict(row))
+        return {k: v for k, v in out.items() if v[0]["created_at"] <= now - every}
+
+    def delivery_sent(self, delivery_ids: Sequence[str], at: datetime) -> None:
+        d, a = T(DeliveryRow), T(AlertRow)
+        with self.engine.begin() as conn:
+            conn.execute(update(d).where(d.c.delivery_id.in_(list(delivery_ids)))
+                         .values(status="sent", sent_at=at, attempts=d.c.attempts + 1))
+            alert_ids = select(d.c.alert_id).where(d.c.delivery_id.in_(list(delivery_ids)))
+            conn.execute(update(a).where(a.c.alert_id.in_(alert_ids),
+                                         a.c.delivered_at.is_(None)).values(delivered_at=at))
+
+    def delivery_failed(self, delivery_id: str, error: str, retry_at: datetime | None) -> None:
+        """One failed attempt: try again at ``retry_at``, or give up (None)."""
+        d = T(DeliveryRow)
+        values: dict[str, Any] = dict(attempts=d.c.attempts + 1, last_error=error[:2000])
+        if retry_at is None:
+            values["status"] = "failed"
+        else:
+            values["next_attempt_at"] = retry_at
+        with self.engine.begin() as conn:
+            conn.execute(update(d).where(d.c.delivery_id == delivery_id).values(**values))
+
+    def escalate(self, now: datetime, after: timedelta) -> int:
+        """Alerts open (not acknowledged) in the inbox for longer than ``after`` go to the
+        deputy (inbox time, not the log time the fact refers to)."""
+        a = T(AlertRow)
+        with self.engine.begin() as conn:
+            c = T(ContractRow)
+            stale = conn.execute(select(a.c.alert_id, c.c.deputy, c.c.manager)
+                                 .join(c, c.c.contract_id == a.c.contract_id).where(
+                a.c.status == "open", a.c.severity == "warning",
+                a.c.escalated_at.is_(None), a.c.created_at <= now - after)).all()
+            if not stale:
+                return 0
+            channels = self._channels(conn)
+            for alert_id, deputy, manager in stale:
+                if deputy and deputy != manager:
+                    self._queue(conn, alert_id, [deputy], channels, now, escalation=True)
+                conn.execute(update(a).where(a.c.alert_id == alert_id)
+                             .values(escalated_at=now))
+            return len(stale)
+
+    def deliveries(self, alert_id: str | None = None) -> list[dict[str, Any]]:
+        d = T(DeliveryRow)
+        q = select(d).order_by(d.c.created_at, d.c.delivery_id)
+        if alert_id:
+            q = q.where(d.c.alert_id == alert_id)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
 
     # ------------------------------------------------------------------ reads
 

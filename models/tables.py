@@ -131,6 +131,8 @@ class ContractRow(SQLModel, table=True):
     value_gbp: Decimal = _amount()
     catalogue_edition: str = Field(max_length=128)
     manager: str = Field(index=True, max_length=128)
+    deputy: str = Field(default="", max_length=128)
+    supplier_contact: str = Field(default="", max_length=128)
     reporting_cadence_days: int
     as_of: datetime | None = _ts(nullable=True)
     last_evidence_at: datetime | None = _ts(nullable=True)
@@ -199,8 +201,9 @@ class AlertRow(SQLModel, table=True):
     severity: str = Field(default="warning", max_length=10)
     subject: str = Field(default="", max_length=128)  # e.g. the latest milestone missed
     status: str = Field(max_length=20)  # open | acknowledged | resolved
-    raised_at: datetime = _ts()
+    raised_at: datetime = _ts()  # when the fact holds on the contract's log
     raised_by: str = Field(max_length=400)  # the derived fact's id
+    created_at: datetime = _ts()  # when it reached the inbox (escalation counts from here)
     last_raised_at: datetime = _ts()
     raise_count: int = 1
     delivered_at: datetime | None = _ts(nullable=True)

@@ -33,3 +33,20 @@ def worker_app(settings: Settings, **kw: Any) -> Any:
 
     app, _ = build_app(settings, init_database(settings), **kw)
     return app
+
+
+def dispatcher(settings: Settings, repo: Repository | None = None) -> Any:
+    """The alert dispatcher with the channels the settings configure."""
+    from datetime import timedelta
+
+    from alerts.dispatch import Channel, Dispatcher, DispatchPolicy, SmtpChannel, WebhookChannel
+
+    channels: dict[str, Channel] = {}
+    if settings.smtp_url:
+        channels["email"] = SmtpChannel.from_url(settings.smtp_url, settings.smtp_from,
+                                                 settings.smtp_cafile or None)
+    if settings.webhook_secret:
+        channels["webhook"] = WebhookChannel(settings.webhook_secret)
+    policy = DispatchPolicy(escalate_after=timedelta(hours=settings.escalate_hours),
+                            dashboard_url=settings.dashboard_url)
+    return Dispatcher(repo or init_database(settings), channels, policy)

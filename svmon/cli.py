@@ -113,6 +113,9 @@ def up(demo: bool, seed: int, contracts: int, embedded_broker: bool,
         children.append(Child("worker", python_module("streams.worker"), settings.to_env(),
                               logs / "worker.log"))
         click.echo(f"worker   started (log: {logs / 'worker.log'})")
+        children.append(Child("dispatcher", python_module("svmon.cli", "dispatch"),
+                              settings.to_env(), logs / "dispatch.log"))
+        click.echo(f"alerts   dispatcher started (log: {logs / 'dispatch.log'})")
         if demo:
             _load_demo(settings, repo, seed, contracts, children)
         _where_to_look(settings, repo)
@@ -286,6 +289,103 @@ def _parse_when(text: str) -> datetime:
         raise click.BadParameter(f"expected an ISO 8601 time such as 2026-03-31T17:00:00Z "
                                  f"(got {text!r})", param_hint="--as-of") from None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+@main.group()
+def alerts() -> None:
+    """The alert inbox: list, acknowledge, resolve."""
+
+
+@alerts.command("list")
+@click.option("--status", type=click.Choice(["unresolved", "open", "acknowledged", "resolved",
+                                             "all"]), default="unresolved", show_default=True)
+@click.option("--contract", default=None)
+@click.option("--json", "as_json", is_flag=True)
+def alerts_list(status: str, contract: str | None, as_json: bool) -> None:
+    """Alerts, newest first."""
+    from svmon.bootstrap import repository
+
+    rows = repository(_settings()).alerts(None if status == "all" else status, contract)
+    if as_json:
+        click.echo(json.dumps([{k: (v.isoformat() if isinstance(v, datetime) else v)
+                                for k, v in r.items()} for r in rows], indent=2))
+        return
+    for r in rows:
+        click.echo(f"{r['raised_at']:%Y-%m-%d %H:%M}  {r['status']:<12} {r['contract_id']:<8} "
+                   f"{r['kind']:<17} {r['measure']:<14} {r['subject']:<14} {r['alert_id']}")
+    click.echo(f"{len(rows)} alerts")
+
+
+def _decide(action: str, alert_id: str, actor: str) -> None:
+    from models.repository import NotAllowed
+    from svmon.bootstrap import repository
+
+    repo = repository(_settings())
+    try:
+        out = getattr(repo, action)(alert_id, actor)
+    except NotAllowed as err:
+        raise click.ClickException(str(err)) from err
+    except SvmonError as err:
+        raise click.BadParameter(str(err), param_hint="ALERT_ID") from err
+    click.echo(f"{alert_id}: {out['status']}" + ("" if out["changed"] else " (no change)"))
+
+
+@alerts.command("ack")
+@click.argument("alert_id")
+@click.option("--as", "actor", required=True, help="The manager acknowledging (e.g. mgr-aoife).")
+def alerts_ack(alert_id: str, actor: str) -> None:
+    """Acknowledge an alert (its contract's manager or deputy only)."""
+    _decide("acknowledge", alert_id, actor)
+
+
+@alerts.command("resolve")
+@click.argument("alert_id")
+@click.option("--as", "actor", required=True, help="The manager resolving it.")
+def alerts_resolve(alert_id: str, actor: str) -> None:
+    """Resolve an alert by hand (its contract's manager or deputy only)."""
+    _decide("resolve", alert_id, actor)
+
+
+@main.command()
+@click.argument("recipient_id")
+@click.option("--name", default="")
+@click.option("--email", default=None)
+@click.option("--webhook", "webhook_url", default=None, help="Teams/Slack/any JSON endpoint.")
+@click.option("--digest/--no-digest", default=False, help="One email a day instead.")
+def recipient(recipient_id: str, name: str, email: str | None, webhook_url: str | None,
+              digest: bool) -> None:
+    """Say where RECIPIENT_ID (a manager, deputy or supplier contact) hears about alerts."""
+    from svmon.bootstrap import init_database
+
+    if webhook_url and not webhook_url.startswith(("http://", "https://")):
+        raise click.BadParameter(f"expected an http(s) URL (got {webhook_url!r})",
+                                 param_hint="--webhook")
+    init_database(_settings()).set_recipient(recipient_id, name, email, webhook_url, digest)
+    click.echo(f"{recipient_id}: email={email or '-'} webhook={webhook_url or '-'} "
+               f"digest={digest}")
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="One round, then exit.")
+@click.option("--interval", default=1.0, show_default=True, help="Seconds between rounds.")
+def dispatch(once: bool, interval: float) -> None:
+    """Deliver pending alerts by email and webhook, retrying with backoff."""
+    import logging
+
+    from svmon.bootstrap import dispatcher
+
+    settings = _settings()
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    d = dispatcher(settings)
+    click.echo(f"dispatching on channels: {', '.join(d.channels) or 'none (inbox only)'}")
+    if once:
+        click.echo(json.dumps(d.run_once()))
+        return
+    stop = []  # SIGTERM or Ctrl-C: finish the round in progress, then leave
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
+    signal.signal(signal.SIGINT, lambda *_: stop.append(True))
+    d.run_forever(interval, should_stop=lambda: bool(stop))
 
 
 @main.group()

@@ -9,6 +9,12 @@
 | ``SVMON_TICK_SECONDS`` | ``60`` | how often the clock puts time on each contract's log |
 | ``SVMON_CATALOGUE`` | (none) | extra catalogue files (CSV/XLSX), separated by ``:`` |
 | ``SVMON_TOPIC_PREFIX`` | ``svmon`` | prefix of the three topics |
+| ``SVMON_SMTP_URL`` | (none: no email) | ``smtp://user:password@host:port?starttls=1`` |
+| ``SVMON_SMTP_FROM`` | ``svmon@localhost`` | sender of alert emails |
+| ``SVMON_SMTP_CAFILE`` | (system CAs) | CA bundle for STARTTLS |
+| ``SVMON_WEBHOOK_SECRET`` | (none: no webhooks) | HMAC key of webhook signatures |
+| ``SVMON_DASHBOARD_URL`` | Voila's contract page | link put in alerts |
+| ``SVMON_ESCALATE_HOURS`` | ``24`` | unacknowledged alerts go to the deputy after this |
 """
 
 from __future__ import annotations
@@ -34,6 +40,12 @@ class Settings:
     session_timeout: float = 8.0
     catalogue_files: tuple[str, ...] = field(default_factory=tuple)
     log_level: str = "info"
+    smtp_url: str = ""
+    smtp_from: str = "svmon@localhost"
+    smtp_cafile: str = ""
+    webhook_secret: str = field(default="", repr=False)
+    dashboard_url: str = "http://127.0.0.1:8866/voila/render/contract.ipynb"
+    escalate_hours: float = 24.0
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -67,7 +79,11 @@ class Settings:
                 "SVMON_TICK_SECONDS": str(self.tick_seconds),
                 "SVMON_TOPIC_PREFIX": self.topic_prefix, "SVMON_APP_ID": self.app_id,
                 "SVMON_CATALOGUE": os.pathsep.join(self.catalogue_files),
-                "SVMON_LOG_LEVEL": self.log_level}
+                "SVMON_LOG_LEVEL": self.log_level, "SVMON_SMTP_URL": self.smtp_url,
+                "SVMON_SMTP_FROM": self.smtp_from, "SVMON_SMTP_CAFILE": self.smtp_cafile,
+                "SVMON_WEBHOOK_SECRET": self.webhook_secret,
+                "SVMON_DASHBOARD_URL": self.dashboard_url,
+                "SVMON_ESCALATE_HOURS": str(self.escalate_hours)}
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -84,4 +100,10 @@ class Settings:
             catalogue_files=tuple(p for p in e.get("SVMON_CATALOGUE", "").split(os.pathsep)
                                   if p),
             log_level=e.get("SVMON_LOG_LEVEL", cls.log_level),
+            smtp_url=e.get("SVMON_SMTP_URL", ""),
+            smtp_from=e.get("SVMON_SMTP_FROM", cls.smtp_from),
+            smtp_cafile=e.get("SVMON_SMTP_CAFILE", ""),
+            webhook_secret=e.get("SVMON_WEBHOOK_SECRET", ""),
+            dashboard_url=e.get("SVMON_DASHBOARD_URL", cls.dashboard_url),
+            escalate_hours=float(e.get("SVMON_ESCALATE_HOURS", cls.escalate_hours)),
         )

@@ -12,8 +12,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -31,34 +30,17 @@ from streams.processor import Record, process
 from svmon.audit.chain import verify_chains
 from svmon.audit.replay import compare, event_from_record, rebuild, topic_events
 from svmon.bootstrap import init_database, repository
-from svmon.core import events as ev
 from svmon.core.idempotence import key_of
 from svmon.core.state import ContractState
 from svmon.demo import generate
 from svmon.schemas import encode_event
 from svmon.settings import Settings
 from tests.conftest import Workers, wait_until
+from tests.helpers import feed
 from tests.unit.test_properties import two_contracts
 
 TODAY = date(2026, 11, 1)
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def feed(repo: Repository, events: Sequence[ev.ContractEvent], batch: int = 200,
-         start: datetime | None = None) -> list[datetime]:
-    """Apply events in batches as the worker would; returns each batch's recorded time."""
-    store: dict[str, ContractState] = {}
-    times = []
-    clock = start or datetime(2026, 1, 1, tzinfo=UTC)
-    for i in range(0, len(events), batch):
-        records = [Record("t", 0, i + k, e.contract_id.encode(), encode_event(e))
-                   for k, e in enumerate(events[i:i + batch])]
-        clock += timedelta(seconds=10)
-        b = process(records, store.get, repo.catalogue, "test", recorded_at=clock)
-        repo.apply_batch(b)
-        store.update(b.states)
-        times.append(clock)
-    return times
 
 
 @pytest.fixture
