@@ -256,7 +256,8 @@ def replay(source: str, as_of: str | None, verify: bool, report_dir: Path | None
         if when is None:
             mismatches = compare(rebuilt, repo.live_totals(),
                                  repo.expected_totals(rebuilt.states.values()),
-                                 repo.open_alert_identities())
+                                 repo.open_alert_identities(),
+                                 repo.manually_resolved_identities())
         else:
             click.echo("note: --as-of given, so figures are not compared with the live "
                        "projections (they show now); the chain is checked in full.", err=True)

@@ -143,8 +143,14 @@ def _norm(v: Any) -> Any:
 
 def compare(rebuilt: Rebuild, live_totals: dict[tuple[str, str], dict[str, Any]],
             expected_totals: dict[tuple[str, str], dict[str, Any]],
-            live_alerts: set[tuple[str, str, str]]) -> list[Mismatch]:
-    """Differences between rebuilt and live figures, each naming contract and measure."""
+            live_alerts: set[tuple[str, str, str]],
+            decided_by_people: frozenset[tuple[str, str, str]] | set[tuple[str, str, str]]
+            = frozenset()) -> list[Mismatch]:
+    """Differences between rebuilt and live figures, each naming contract and measure.
+
+    Alerts a person resolved by hand are left out of the comparison: that decision is
+    made in the inbox, not on the contract's log, so a replay cannot know it.
+    """
     out: list[Mismatch] = []
     for key in sorted(set(live_totals) | set(expected_totals)):
         cid, m = key
@@ -156,7 +162,8 @@ def compare(rebuilt: Rebuild, live_totals: dict[tuple[str, str], dict[str, Any]]
         for f in TOTAL_FIELDS:
             if _norm(want[f]) != _norm(got[f]):
                 out.append(Mismatch(cid, m, f, want[f], got[f]))
-    rebuilt_alerts = rebuilt.open_alerts()
+    rebuilt_alerts = rebuilt.open_alerts() - decided_by_people
+    live_alerts = live_alerts - decided_by_people
     for a in sorted(rebuilt_alerts - live_alerts):
         out.append(Mismatch(a[0], a[1], f"open alert {a[2]}", "open", "absent"))
     for a in sorted(live_alerts - rebuilt_alerts):

@@ -11,9 +11,11 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal as D
 from email import message_from_bytes
 from email.message import Message as EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,6 +25,9 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from alerts.dispatch import Dispatcher, DispatchPolicy, SmtpChannel, WebhookChannel
 from infra.broker import free_port
@@ -384,3 +389,76 @@ def test_end_to_end_one_alert_delivered_once_per_channel(
     alerts = [a for a in repo.alerts("all") if a["kind"] == "MilestoneMissed"]
     assert len(alerts) == 1
     assert len(inbox.messages) == 1 and len(receiver.requests) == 1
+
+
+def test_starttls_and_auth(repo: Repository, tmp_path: Path) -> None:
+    """A server that insists on STARTTLS before AUTH: the channel upgrades, checks the
+    server's certificate against the CA file given, logs in and sends."""
+    import ssl
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True,
+                   capture_output=True)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    inbox = Inbox()
+    port = free_port()
+    ctl = Controller(inbox, hostname="127.0.0.1", port=port, tls_context=tls,
+                     require_starttls=True, auth_require_tls=True,
+                     authenticator=lambda *a: AuthResult(success=True))
+    ctl.start()
+    try:
+        repo.set_recipient("mgr-aoife", email="aoife@council.example")
+        feed(repo, behind_at_a_milestone())
+        channel = SmtpChannel.from_url(f"smtp://svmon:pw@127.0.0.1:{port}?starttls=1",
+                                       "svmon@x", cafile=str(cert))
+        assert channel.starttls and channel.username == "svmon"
+        assert Dispatcher(repo, {"email": channel}, clock=Clock(T0)).run_once()["sent"] == 1
+        assert len(inbox.messages) == 1
+        plain = SmtpChannel.from_url(f"smtp://svmon:pw@127.0.0.1:{port}", "svmon@x")
+        plain.timeout = 3.0
+        from alerts.dispatch import DeliveryError, Message
+        with pytest.raises(DeliveryError):  # the server refuses mail before STARTTLS
+            plain.send(Message("k", "s", "t", "<p>t</p>", {}, "a@b.example", None))
+    finally:
+        ctl.stop()
+
+
+@hsettings(max_examples=40, deadline=None,
+           suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(st.sampled_from(["risk", "back", "met", "missed", "overdue",
+                                       "resumed"]), max_size=20),
+       batch=st.integers(1, 5))
+def test_the_inbox_never_holds_two_open_alerts_of_a_kind(tmp_path: Path, steps: list[str],
+                                                         batch: int) -> None:
+    """Raise and resolve in any order and batching: at most one unresolved alert per
+    contract × measure × kind in the real inbox table, and it matches the pure model."""
+    from alerts.lifecycle import open_alerts
+    from models.repository import Batch
+
+    when = datetime(2025, 5, 1, tzinfo=UTC)
+    common = dict(contract_id="C", at=when)
+    make = {
+        "risk": lambda i: ev.TargetAtRisk(**common, measure="M", caused_by=f"e{i}",
+                                          target=D(9), forecast=D(1), claimed=D(1),
+                                          threshold=D("0.9")),
+        "back": lambda i: ev.TargetBackOnTrack(**common, measure="M", caused_by=f"e{i}",
+                                               target=D(9), forecast=D(9)),
+        "met": lambda i: ev.TargetMet(**common, measure="M", caused_by=f"e{i}", target=D(9),
+                                      verified=D(9)),
+        "missed": lambda i: ev.TargetMissed(**common, measure="M", caused_by=f"e{i}",
+                                            target=D(9), verified=D(1), claimed=D(1)),
+        "overdue": lambda i: ev.ReportingOverdue(**common, measure="", caused_by=f"e{i}",
+                                                 last_evidence_at=None, cadence_days=90),
+        "resumed": lambda i: ev.ReportingResumed(**common, measure="", caused_by=f"e{i}"),
+    }
+    repo = init_database(Settings(database_url=f"sqlite:///{tmp_path / uuid.uuid4().hex}.db",
+                                  data_dir=tmp_path))
+    facts = [make[s](i) for i, s in enumerate(steps)]
+    for i in range(0, len(facts), batch):
+        repo.apply_batch(Batch(consumer="t", derived=facts[i:i + batch]))
+    unresolved = [(a["contract_id"], a["measure"], a["kind"]) for a in repo.alerts("unresolved")]
+    assert len(unresolved) == len(set(unresolved))
+    assert set(unresolved) == open_alerts(facts)
