@@ -1,0 +1,123 @@
+"""Event-to-alert latency at a steady event rate, on the real broker and worker.
+
+    python bench/alert_latency.py [--rate 500] [--seconds 20] [--contracts 200]
+
+Starts an embedded broker and one worker (SQLite), registers contracts whose first
+milestone is already past due, then sends a steady stream of evidence at ``--rate``
+events/s in which, every so often, a clock tick for one contract makes its milestone
+due: that tick must become a MilestoneMissed alert in the inbox. Latency is from the
+moment the tick was handed to the producer to the alert's ``created_at`` (same
+machine, same clock). Prints p50/p99 and the achieved rate. Not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from infra.broker import EmbeddedBroker, free_port
+from infra.processes import Child, python_module
+from streams.client import EventPublisher
+from streams.topics import ensure_topics
+from svmon.bootstrap import init_database
+from svmon.core import events as ev
+from svmon.settings import Settings
+
+
+def setup_events(cid: str, start: date) -> list[ev.ContractEvent]:
+    t0 = datetime.combine(start, datetime.min.time(), tzinfo=UTC)
+    return [
+        ev.ContractRegistered(event_id="reg", contract_id=cid, occurred_at=t0, title=cid,
+                              buyer="Bench Council", buyer_department="Bench",
+                              supplier_id="S1", supplier_name="Bench Ltd", start=start,
+                              end=start + timedelta(days=729), value_gbp=Decimal(10**6),
+                              catalogue_edition="DEMO-2025", manager="mgr-bench"),
+        ev.CommitmentMade(event_id="commit", contract_id=cid, occurred_at=t0, measure="L-VOL",
+                          target=Decimal(10_000)),
+        ev.MilestoneScheduled(event_id="ms", contract_id=cid, occurred_at=t0,
+                              milestone_id="Q1", measure="L-VOL",
+                              due=start + timedelta(days=89), cumulative_target=Decimal(2000)),
+    ]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rate", type=float, default=500.0)
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--contracts", type=int, default=200)
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="svmon-alert-bench-"))
+    port = free_port()
+    s = Settings(broker_url=f"kafka://127.0.0.1:{port}", data_dir=tmp, app_id="bench",
+                 topic_prefix="bench", tick_seconds=3600, session_timeout=6.0,
+                 batch_seconds=0.02)
+    start = (datetime.now(UTC) - timedelta(days=300)).date()
+    with EmbeddedBroker(port=port, log_path=tmp / "broker.log"):
+        ensure_topics(s)
+        repo = init_database(s)
+        worker = Child("worker", python_module("streams.worker"), s.to_env(), tmp / "w.log")
+        try:
+            pub = EventPublisher(s.bootstrap, s.events_topic, linger_ms=0)
+            cids = [f"B-{i:04d}" for i in range(args.contracts)]
+            for cid in cids:
+                for e in setup_events(cid, start):
+                    pub.send(e)
+            pub.flush()
+            while repo.counts()["journal"] < 3 * len(cids):
+                time.sleep(0.5)
+            total = int(args.rate * args.seconds)
+            tick_every = max(1, total // len(cids))
+            sent_at: dict[str, float] = {}
+            t_start = time.perf_counter()
+            wall0 = time.time()
+            ticks = 0
+            for n in range(total):
+                cid = cids[n % len(cids)]
+                now = datetime.now(UTC)
+                if n % tick_every == 0 and ticks < len(cids):
+                    target = cids[ticks]
+                    e: ev.ContractEvent = ev.ClockTicked(event_id="tick", contract_id=target,
+                                                         occurred_at=now, at=now)
+                    sent_at[target] = time.time()
+                    ticks += 1
+                else:
+                    e = ev.EvidenceSubmitted(
+                        event_id=f"e{n}", contract_id=cid, occurred_at=now, actor="supplier",
+                        evidence_id=f"e{n}", measure="L-VOL", quantity=Decimal(1),
+                        period_start=start, period_end=start + timedelta(days=1))
+                pub.send(e)
+                # hold the steady rate
+                delay = t_start + (n + 1) / args.rate - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+            pub.flush()
+            achieved = total / (time.perf_counter() - t_start)
+            deadline = time.time() + 60
+            while time.time() < deadline:
+                alerts = [a for a in repo.alerts("all") if a["kind"] == "MilestoneMissed"]
+                if len(alerts) >= ticks:
+                    break
+                time.sleep(0.5)
+            lat = sorted((a["created_at"].timestamp() - sent_at[a["contract_id"]]) * 1000
+                         for a in alerts if a["contract_id"] in sent_at)
+        finally:
+            worker.stop()
+            pub.close()
+    print(f"{total} events at {achieved:,.0f}/s requested {args.rate:,.0f}/s; "
+          f"{len(lat)} of {ticks} alerts (run started {wall0:.0f})")
+    if lat:
+        p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+        print(f"event-to-alert latency: p50 {statistics.median(lat):.0f} ms, "
+              f"p99 {p99:.0f} ms, max {lat[-1]:.0f} ms")
+
+
+if __name__ == "__main__":
+    main()
