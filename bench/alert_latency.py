@@ -108,6 +108,9 @@ def main() -> None:
                 time.sleep(0.5)
             lat = sorted((a["created_at"].timestamp() - sent_at[a["contract_id"]]) * 1000
                          for a in alerts if a["contract_id"] in sent_at)
+            # where the time goes: until the worker picked the tick up (its batch began)
+            picked = sorted((e["recorded_at"].timestamp() - sent_at[e["contract_id"]]) * 1000
+                            for e in repo.journal_rows(event_id="tick"))
         finally:
             worker.stop()
             pub.close()
@@ -117,6 +120,9 @@ def main() -> None:
         p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
         print(f"event-to-alert latency: p50 {statistics.median(lat):.0f} ms, "
               f"p99 {p99:.0f} ms, max {lat[-1]:.0f} ms")
+        print(f"  of which until the worker's batch began: p50 "
+              f"{statistics.median(picked):.0f} ms, p99 "
+              f"{picked[min(len(picked) - 1, int(len(picked) * 0.99))]:.0f} ms")
 
 
 if __name__ == "__main__":

@@ -508,6 +508,15 @@ class Repository:
                 select(p.c.partition, p.c.offset).where(p.c.consumer == consumer,
                                                         p.c.topic == topic))}
 
+    def journal_rows(self, event_id: str | None = None) -> list[dict[str, Any]]:
+        """Journal rows as stored (audit and diagnostics), optionally one event id."""
+        j = T(JournalEntry)
+        q = select(j).order_by(j.c.seq)
+        if event_id is not None:
+            q = q.where(j.c.event_id == event_id)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
+
     def contract_ids(self) -> list[str]:
         c = T(ContractRow)
         with self.engine.connect() as conn:

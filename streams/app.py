@@ -217,7 +217,37 @@ class Pipeline:
         return len(contract_ids)
 
 
+def shorten_fetch_wait(max_wait_ms: int) -> None:
+    """Make Faust's consumer ask the broker to hold a fetch at most ``max_wait_ms``.
+
+    faust-streaming 0.15's aiokafka driver hard-codes ``fetch_max_wait_ms=1500`` and the
+    embedded broker holds fetches that long when little data is waiting, so at a steady
+    trickle every event waited about a second before the worker saw it
+    (bench/alert_latency.py). The driver's reference to aiokafka is replaced by a copy
+    whose consumer class caps the wait; nothing else in aiokafka changes.
+    """
+    import types
+
+    from faust.transport.drivers import aiokafka as driver
+
+    real = driver.aiokafka
+    base = getattr(real, "_svmon_real_consumer", real.AIOKafkaConsumer)
+
+    class Consumer(base):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["fetch_max_wait_ms"] = min(kwargs.get("fetch_max_wait_ms", 500),
+                                              max_wait_ms)
+            super().__init__(*args, **kwargs)
+
+    shim = types.ModuleType(real.__name__)
+    shim.__dict__.update({k: v for k, v in vars(real).items() if not k.startswith("__")})
+    shim.AIOKafkaConsumer = Consumer  # type: ignore[attr-defined]
+    shim._svmon_real_consumer = base  # type: ignore[attr-defined]
+    driver.aiokafka = shim  # type: ignore[attr-defined]
+
+
 def faust_app(settings: Settings, **overrides: Any) -> faust.App:
+    shorten_fetch_wait(settings.fetch_max_wait_ms)
     return faust.App(
         settings.app_id,
         broker=settings.broker_url,

@@ -38,6 +38,7 @@ class Settings:
     batch_size: int = 500
     batch_seconds: float = 0.1
     session_timeout: float = 8.0
+    fetch_max_wait_ms: int = 100  # how long the broker may hold a fetch (latency bound)
     catalogue_files: tuple[str, ...] = field(default_factory=tuple)
     log_level: str = "info"
     smtp_url: str = ""
