@@ -44,6 +44,19 @@ class DeliveryError(SvmonError):
     """One attempt failed; the dispatcher retries with backoff."""
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+class _Refuse(urllib.request.HTTPRedirectHandler):
+    """A webhook is one URL: a redirect (possibly to an internal host) is a failure."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_NO_REDIRECTS = urllib.request.build_opener(_Refuse)
+
+
 @dataclass(frozen=True)
 class Message:
     delivery_id: str
@@ -107,16 +120,24 @@ class SmtpChannel:
     cafile: str | None = None
     timeout: float = 15.0
 
+    implicit_tls: bool = False  # smtps://
+
     @classmethod
     def from_url(cls, url: str, sender: str, cafile: str | None = None) -> SmtpChannel:
         u = urlparse(url)
         if u.scheme not in ("smtp", "smtps") or not u.hostname:
-            raise InvalidInput("SVMON_SMTP_URL", "smtp://[user:password@]host[:port]"
+            raise InvalidInput("SVMON_SMTP_URL", "smtp[s]://[user:password@]host[:port]"
                                "[?starttls=1]", url)
         q = parse_qs(u.query)
-        return cls(u.hostname, u.port or 25, sender, unquote(u.username) if u.username
-                   else None, unquote(u.password) if u.password else None,
-                   q.get("starttls", ["0"])[0] in ("1", "true", "yes"), cafile)
+        smtps = u.scheme == "smtps"
+        starttls = q.get("starttls", ["0"])[0] in ("1", "true", "yes")
+        if u.username and not (smtps or starttls) and u.hostname not in LOOPBACK:
+            raise InvalidInput("SVMON_SMTP_URL", "TLS (smtps:// or ?starttls=1) when a "
+                               "password is sent to another machine", url)
+        return cls(u.hostname, u.port or (465 if smtps else 25), sender,
+                   unquote(u.username) if u.username else None,
+                   unquote(u.password) if u.password else None, starttls, cafile,
+                   implicit_tls=smtps)
 
     def send(self, message: Message) -> None:
         if not message.to_email:
@@ -127,13 +148,16 @@ class SmtpChannel:
         msg.set_content(message.text)
         msg.add_alternative(message.html, subtype="html")
         try:
-            with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
-                if self.starttls:
-                    smtp.starttls(context=ssl.create_default_context(cafile=self.cafile))
+            tls = ssl.create_default_context(cafile=self.cafile)
+            smtp_cls: Any = smtplib.SMTP_SSL if self.implicit_tls else smtplib.SMTP
+            kwargs: dict[str, Any] = {"context": tls} if self.implicit_tls else {}
+            with smtp_cls(self.host, self.port, timeout=self.timeout, **kwargs) as smtp:
+                if self.starttls and not self.implicit_tls:
+                    smtp.starttls(context=tls)
                 if self.username:
                     smtp.login(self.username, self.password or "")
                 smtp.send_message(msg)
-        except (OSError, smtplib.SMTPException) as err:
+        except (OSError, smtplib.SMTPException, ValueError) as err:
             raise DeliveryError(f"SMTP {self.host}:{self.port}: {err}") from err
 
 
@@ -171,6 +195,7 @@ class DispatchPolicy:
     max_retry: timedelta = timedelta(minutes=10)
     escalate_after: timedelta = timedelta(hours=24)
     digest_every: timedelta = timedelta(days=1)
+    lease: timedelta = timedelta(seconds=30)  # a claimed delivery is another's after this
     dashboard_url: str = "http://127.0.0.1:8866/voila/render/contract.ipynb"
 
     def retry_at(self, attempts_so_far: int, now: datetime) -> datetime | None:
@@ -191,13 +216,18 @@ class Dispatcher:
         now = self.clock()
         stats = {"escalated": self.repo.escalate(now, self.policy.escalate_after),
                  "sent": 0, "retrying": 0, "failed": 0, "digests": 0}
-        for row in self.repo.due_deliveries(now):
-            channel = self.channels.get(row["channel"])
+        # only channels this dispatcher has: the others wait for one that does
+        for row in self.repo.due_deliveries(now, channels=sorted(self.channels)):
+            if not self.repo.claim_delivery(row["delivery_id"], now, self.policy.lease):
+                continue  # another dispatcher has it
+            if row["alert_status"] == "resolved":
+                self.repo.delivery_skipped(row["delivery_id"], "resolved before delivery")
+                continue
             try:
-                if channel is None:
-                    raise DeliveryError(f"channel {row['channel']!r} is not configured")
-                channel.send(render(row, self.policy.dashboard_url))
-            except DeliveryError as err:
+                self.channels[row["channel"]].send(render(row, self.policy.dashboard_url))
+            except Exception as err:  # one bad recipient must not stop the others
+                if not isinstance(err, DeliveryError):
+                    log.exception("delivery %s: unexpected error", row["delivery_id"])
                 retry = self.policy.retry_at(row["attempts"], now)
                 self.repo.delivery_failed(row["delivery_id"], str(err), retry)
                 stats["retrying" if retry else "failed"] += 1
@@ -222,12 +252,18 @@ class Dispatcher:
             text = "\n".join(lines)
             msg = Message(key, f"[svmon] Daily digest: {len(items)} alerts", text,
                           "<pre>" + html.escape(text) + "</pre>", {}, items[0]["email"], None)
+            ids = [i["delivery_id"] for i in items]
+            if not all(self.repo.claim_delivery(i, now, self.policy.lease) for i in ids):
+                continue
             try:
                 email.send(msg)
-            except DeliveryError as err:
+            except Exception as err:
                 log.warning("digest for %s failed: %s", recipient, err)
+                for i in items:
+                    self.repo.delivery_failed(i["delivery_id"], str(err),
+                                              self.policy.retry_at(i["attempts"], now))
                 continue
-            self.repo.delivery_sent([i["delivery_id"] for i in items], now)
+            self.repo.delivery_sent(ids, now)
             sent += 1
         return sent
 

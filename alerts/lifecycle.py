@@ -3,7 +3,8 @@
 Pure: no database here. An alert's identity is (contract, measure, kind): at most one
 is open per identity, so a flapping forecast or a run of missed milestones cannot start
 a storm (a second raise while one is open refreshes it instead). The subject (which
-milestone, which evidence) travels with the alert as detail.
+milestone) travels with the alert as detail, except for rejected evidence, where each
+rejection is its own alert.
 
 Lifecycle of an alert row: open → acknowledged → resolved; "delivered" is recorded per
 recipient and channel in the delivery table.
@@ -22,7 +23,14 @@ AlertKind = Literal["MilestoneMissed", "TargetAtRisk", "TargetMissed", "Reportin
                     "EvidenceRejected", "KpiRating", "TargetMet"]
 Severity = Literal["warning", "info"]
 WORSE = ("requires improvement", "inadequate")
-Identity = tuple[str, str, str]
+Identity = tuple[str, str, str, str]
+# Kinds where each subject is its own alert (each rejected evidence must be heard about);
+# for the others the subject is detail and one alert per contract × measure × kind.
+PER_SUBJECT = frozenset({"EvidenceRejected"})
+
+
+def identity(contract_id: str, measure: str, kind: str, subject: str) -> Identity:
+    return (contract_id, measure, kind, subject if kind in PER_SUBJECT else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +46,7 @@ class AlertChange:
 
     @property
     def identity(self) -> Identity:
-        return (self.contract_id, self.measure, self.kind)
+        return identity(self.contract_id, self.measure, self.kind, self.subject)
 
 
 def changes_for(d: ev.Derived) -> list[AlertChange]:

@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
-from alerts.lifecycle import AlertChange, changes_for
+from alerts.lifecycle import PER_SUBJECT, AlertChange, changes_for, identity
 from alerts.routing import recipients_for
 from models.tables import (
     AlertRow,
@@ -249,6 +249,8 @@ class Repository:
         a = T(AlertRow)
         same = and_(a.c.contract_id == c.contract_id, a.c.measure == c.measure,
                     a.c.kind == c.kind, a.c.status.in_(NOT_RESOLVED))
+        if c.kind in PER_SUBJECT:
+            same = and_(same, a.c.subject == c.subject)
         if c.action == "resolve":
             conn.execute(update(a).where(same).values(status="resolved", resolved_at=c.at,
                                                       resolved_by=c.derived_id))
@@ -320,8 +322,12 @@ class Repository:
             values: dict[str, Any] = (
                 dict(status="acknowledged", acknowledged_at=now, acknowledged_by=by)
                 if to == "acknowledged" else
-                dict(status="resolved", resolved_at=now, resolved_by=f"manual:{by}"))
-            conn.execute(update(a).where(a.c.alert_id == alert_id).values(**values))
+                dict(status="resolved", resolved_at=now, resolved_by=by,
+                     resolved_manually=True))
+            done = conn.execute(update(a).where(a.c.alert_id == alert_id,
+                                                a.c.status.in_(NOT_RESOLVED)).values(**values))
+            if done.rowcount != 1:  # resolved by the stream meanwhile
+                return dict(alert_id=alert_id, status="resolved", changed=False)
             return dict(alert_id=alert_id, status=to, changed=True)
 
     def acknowledge(self, alert_id: str, by: str) -> dict[str, Any]:
@@ -331,17 +337,19 @@ class Repository:
     def resolve(self, alert_id: str, by: str) -> dict[str, Any]:
         return self._decide_alert(alert_id, by, "resolved")
 
-    def manually_resolved_identities(self) -> set[tuple[str, str, str]]:
+    def manually_resolved_identities(self) -> set[tuple[str, str, str, str]]:
         a = T(AlertRow)
         with self.engine.connect() as conn:
-            return {(r.contract_id, r.measure, r.kind) for r in conn.execute(
-                select(a.c.contract_id, a.c.measure, a.c.kind)
-                .where(a.c.resolved_by.like("manual:%")))}
+            return {identity(r.contract_id, r.measure, r.kind, r.subject) for r in conn.execute(
+                select(a.c.contract_id, a.c.measure, a.c.kind, a.c.subject)
+                .where(a.c.resolved_manually.is_(True)))}
 
     # ------------------------------------------------------------ deliveries
 
-    def due_deliveries(self, now: datetime, limit: int = 100) -> list[dict[str, Any]]:
-        """Pending deliveries whose time has come, with their alert, contract, recipient."""
+    def due_deliveries(self, now: datetime, channels: Sequence[str] = ("email", "webhook"),
+                       limit: int = 100) -> list[dict[str, Any]]:
+        """Pending deliveries on these channels whose time has come, with their alert,
+        contract and recipient."""
         d, a, c, r = T(DeliveryRow), T(AlertRow), T(ContractRow), T(RecipientRow)
         q = (select(d.c.delivery_id, d.c.channel, d.c.attempts, d.c.escalation,
                     a.c.alert_id, a.c.kind, a.c.severity, a.c.measure, a.c.subject,
@@ -352,7 +360,7 @@ class Repository:
              .join(c, c.c.contract_id == a.c.contract_id)
              .join(r, r.c.recipient_id == d.c.recipient_id)
              .where(d.c.status == "pending", d.c.next_attempt_at <= now,
-                    d.c.channel != "digest")
+                    d.c.channel.in_([c for c in channels if c != "digest"]))
              .order_by(d.c.next_attempt_at, d.c.delivery_id).limit(limit))
         with self.engine.connect() as conn:
             return [dict(row) for row in conn.execute(q).mappings()]
@@ -361,12 +369,13 @@ class Repository:
         """recipient -> pending digest items, for recipients whose oldest item has waited
         ``every`` (one email a day by default)."""
         d, a, r = T(DeliveryRow), T(AlertRow), T(RecipientRow)
-        q = (select(d.c.delivery_id, d.c.created_at, a.c.alert_id, a.c.kind, a.c.measure,
-                    a.c.contract_id, a.c.subject, a.c.raised_at, r.c.recipient_id, r.c.email,
-                    r.c.name)
+        q = (select(d.c.delivery_id, d.c.created_at, d.c.attempts, a.c.alert_id, a.c.kind,
+                    a.c.measure, a.c.contract_id, a.c.subject, a.c.raised_at,
+                    r.c.recipient_id, r.c.email, r.c.name)
              .join(a, a.c.alert_id == d.c.alert_id)
              .join(r, r.c.recipient_id == d.c.recipient_id)
-             .where(d.c.status == "pending", d.c.channel == "digest")
+             .where(d.c.status == "pending", d.c.channel == "digest",
+                    d.c.next_attempt_at <= now, r.c.email.is_not(None))
              .order_by(d.c.created_at, d.c.delivery_id))
         out: dict[str, list[dict[str, Any]]] = {}
         with self.engine.connect() as conn:
@@ -374,10 +383,27 @@ class Repository:
                 out.setdefault(row["recipient_id"], []).append(dict(row))
         return {k: v for k, v in out.items() if v[0]["created_at"] <= now - every}
 
+    def claim_delivery(self, delivery_id: str, now: datetime, lease: timedelta) -> bool:
+        """Take a due delivery for ``lease`` (two dispatchers never send the same row)."""
+        d = T(DeliveryRow)
+        with self.engine.begin() as conn:
+            done = conn.execute(update(d).where(
+                d.c.delivery_id == delivery_id, d.c.status == "pending",
+                d.c.next_attempt_at <= now).values(next_attempt_at=now + lease))
+            return done.rowcount == 1
+
+    def delivery_skipped(self, delivery_id: str, why: str) -> None:
+        d = T(DeliveryRow)
+        with self.engine.begin() as conn:
+            conn.execute(update(d).where(d.c.delivery_id == delivery_id,
+                                         d.c.status == "pending")
+                         .values(status="skipped", last_error=why))
+
     def delivery_sent(self, delivery_ids: Sequence[str], at: datetime) -> None:
         d, a = T(DeliveryRow), T(AlertRow)
         with self.engine.begin() as conn:
-            conn.execute(update(d).where(d.c.delivery_id.in_(list(delivery_ids)))
+            conn.execute(update(d).where(d.c.delivery_id.in_(list(delivery_ids)),
+                                         d.c.status == "pending")
                          .values(status="sent", sent_at=at, attempts=d.c.attempts + 1))
             alert_ids = select(d.c.alert_id).where(d.c.delivery_id.in_(list(delivery_ids)))
             conn.execute(update(a).where(a.c.alert_id.in_(alert_ids),
@@ -392,7 +418,8 @@ class Repository:
         else:
             values["next_attempt_at"] = retry_at
         with self.engine.begin() as conn:
-            conn.execute(update(d).where(d.c.delivery_id == delivery_id).values(**values))
+            conn.execute(update(d).where(d.c.delivery_id == delivery_id,
+                                         d.c.status == "pending").values(**values))
 
     def escalate(self, now: datetime, after: timedelta) -> int:
         """Alerts open (not acknowledged) in the inbox for longer than ``after`` go to the
@@ -479,12 +506,12 @@ class Repository:
         return {(r["contract_id"], r["measure"]): r
                 for s in states if s.terms is not None for r in self.total_rows(s)}
 
-    def open_alert_identities(self) -> set[tuple[str, str, str]]:
-        """Alerts not resolved, as (contract, measure, kind)."""
+    def open_alert_identities(self) -> set[tuple[str, str, str, str]]:
+        """Alerts not resolved, by identity (see ``alerts.lifecycle.identity``)."""
         a = T(AlertRow)
         with self.engine.connect() as conn:
-            return {(r.contract_id, r.measure, r.kind) for r in conn.execute(
-                select(a.c.contract_id, a.c.measure, a.c.kind)
+            return {identity(r.contract_id, r.measure, r.kind, r.subject) for r in conn.execute(
+                select(a.c.contract_id, a.c.measure, a.c.kind, a.c.subject)
                 .where(a.c.status.in_(NOT_RESOLVED)))}
 
     def chain_rows(self) -> Iterator[ChainRow]:

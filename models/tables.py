@@ -194,7 +194,7 @@ class AlertRow(SQLModel, table=True):
     __table_args__ = (Index("ix_alert_identity", "contract_id", "measure", "kind", "status"),
                       Index("ix_alert_status", "status", "raised_at"))
 
-    alert_id: str = Field(primary_key=True, max_length=400)
+    alert_id: str = Field(primary_key=True, max_length=1000)
     contract_id: str = Field(max_length=128)
     measure: str = Field(max_length=128)
     kind: str = Field(max_length=40)
@@ -202,7 +202,7 @@ class AlertRow(SQLModel, table=True):
     subject: str = Field(default="", max_length=128)  # e.g. the latest milestone missed
     status: str = Field(max_length=20)  # open | acknowledged | resolved
     raised_at: datetime = _ts()  # when the fact holds on the contract's log
-    raised_by: str = Field(max_length=400)  # the derived fact's id
+    raised_by: str = Field(max_length=1000)  # the derived fact's id
     created_at: datetime = _ts()  # when it reached the inbox (escalation counts from here)
     last_raised_at: datetime = _ts()
     raise_count: int = 1
@@ -211,7 +211,8 @@ class AlertRow(SQLModel, table=True):
     acknowledged_by: str | None = Field(default=None, max_length=128)
     escalated_at: datetime | None = _ts(nullable=True)
     resolved_at: datetime | None = _ts(nullable=True)
-    resolved_by: str | None = Field(default=None, max_length=400)
+    resolved_by: str | None = Field(default=None, max_length=1000)
+    resolved_manually: bool = False  # a person's decision, not the stream's
     detail: str = Field(sa_column=Column(Text, nullable=False))  # JSON
 
 
@@ -235,11 +236,11 @@ class DeliveryRow(SQLModel, table=True):
     __tablename__ = "delivery"
     __table_args__ = (Index("ix_delivery_due", "status", "next_attempt_at"),)
 
-    delivery_id: str = Field(primary_key=True, max_length=600)
-    alert_id: str = Field(index=True, max_length=400)
+    delivery_id: str = Field(primary_key=True, max_length=1300)
+    alert_id: str = Field(index=True, max_length=1000)
     recipient_id: str = Field(max_length=128)
     channel: str = Field(max_length=20)  # email | webhook | digest
-    status: str = Field(max_length=20)  # pending | sent | failed
+    status: str = Field(max_length=20)  # pending | sent | failed | skipped
     attempts: int = 0
     next_attempt_at: datetime = _ts()
     created_at: datetime = _ts()
@@ -253,7 +254,7 @@ class NoticeRow(SQLModel, table=True):
 
     __tablename__ = "notice"
 
-    derived_id: str = Field(primary_key=True, max_length=400)
+    derived_id: str = Field(primary_key=True, max_length=1000)
     contract_id: str = Field(index=True, max_length=128)
     kind: str = Field(max_length=40)
     measure: str = Field(max_length=128)

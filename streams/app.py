@@ -19,6 +19,7 @@ from functools import partial
 from typing import Any, Protocol, TypeVar
 
 import faust
+import mode
 from faust.serializers import codecs
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
 
@@ -287,7 +288,10 @@ def build_app(settings: Settings, repo: Repository, *, store: StateStore | None 
     pipeline = Pipeline(settings, repo, store or _TableStore(table),
                         sinks or _TopicSinks(dlq_topic, alerts_topic, events_topic))
 
-    @app.agent(events_topic, name="fold-contract-events")
+    # A batch that fails after its retries must not be skipped: the crashing supervisor
+    # stops the worker, which restarts from the last committed offset.
+    @app.agent(events_topic, name="fold-contract-events",
+               supervisor_strategy=mode.CrashingSupervisor)
     async def fold_contract_events(stream: Any) -> Any:
         # noack_take: events are acknowledged here, after the batch is committed; an
         # exception or a shutdown mid-batch acknowledges nothing, so it is redelivered.

@@ -48,5 +48,6 @@ def dispatcher(settings: Settings, repo: Repository | None = None) -> Any:
     if settings.webhook_secret:
         channels["webhook"] = WebhookChannel(settings.webhook_secret)
     policy = DispatchPolicy(escalate_after=timedelta(hours=settings.escalate_hours),
-                            dashboard_url=settings.dashboard_url)
+                            dashboard_url=settings.dashboard_url,
+                            lease=timedelta(seconds=settings.dispatch_lease_seconds))
     return Dispatcher(repo or init_database(settings), channels, policy)

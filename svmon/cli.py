@@ -358,9 +358,20 @@ def recipient(recipient_id: str, name: str, email: str | None, webhook_url: str 
     """Say where RECIPIENT_ID (a manager, deputy or supplier contact) hears about alerts."""
     from svmon.bootstrap import init_database
 
-    if webhook_url and not webhook_url.startswith(("http://", "https://")):
-        raise click.BadParameter(f"expected an http(s) URL (got {webhook_url!r})",
-                                 param_hint="--webhook")
+    if webhook_url:
+        from urllib.parse import urlparse
+
+        try:
+            u = urlparse(webhook_url)
+            ok = u.scheme in ("http", "https") and bool(u.hostname) and (u.port or 1) > 0
+        except ValueError:
+            ok = False
+        if not ok:
+            raise click.BadParameter(f"expected an http(s) URL (got {webhook_url!r})",
+                                     param_hint="--webhook")
+    if email and ("@" not in email or any(c in email for c in "\r\n <>,")):
+        raise click.BadParameter(f"expected one email address (got {email!r})",
+                                 param_hint="--email")
     init_database(_settings()).set_recipient(recipient_id, name, email, webhook_url, digest)
     click.echo(f"{recipient_id}: email={email or '-'} webhook={webhook_url or '-'} "
                f"digest={digest}")

@@ -47,6 +47,7 @@ class Settings:
     webhook_secret: str = field(default="", repr=False)
     dashboard_url: str = "http://127.0.0.1:8866/voila/render/contract.ipynb"
     escalate_hours: float = 24.0
+    dispatch_lease_seconds: float = 30.0
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -84,7 +85,9 @@ class Settings:
                 "SVMON_SMTP_FROM": self.smtp_from, "SVMON_SMTP_CAFILE": self.smtp_cafile,
                 "SVMON_WEBHOOK_SECRET": self.webhook_secret,
                 "SVMON_DASHBOARD_URL": self.dashboard_url,
-                "SVMON_ESCALATE_HOURS": str(self.escalate_hours)}
+                "SVMON_ESCALATE_HOURS": str(self.escalate_hours),
+                "SVMON_DISPATCH_LEASE_SECONDS": str(self.dispatch_lease_seconds),
+                "SVMON_FETCH_MAX_WAIT_MS": str(self.fetch_max_wait_ms)}
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -107,4 +110,7 @@ class Settings:
             webhook_secret=e.get("SVMON_WEBHOOK_SECRET", ""),
             dashboard_url=e.get("SVMON_DASHBOARD_URL", cls.dashboard_url),
             escalate_hours=float(e.get("SVMON_ESCALATE_HOURS", cls.escalate_hours)),
+            dispatch_lease_seconds=float(e.get("SVMON_DISPATCH_LEASE_SECONDS",
+                                               cls.dispatch_lease_seconds)),
+            fetch_max_wait_ms=int(e.get("SVMON_FETCH_MAX_WAIT_MS", cls.fetch_max_wait_ms)),
         )

@@ -35,7 +35,7 @@ class Rebuild:
     duplicates: int = 0  # the same event again under the same id
     undecodable: int = 0
 
-    def open_alerts(self) -> set[tuple[str, str, str]]:
+    def open_alerts(self) -> set[tuple[str, str, str, str]]:
         return open_alerts(self.derived)
 
 
@@ -143,9 +143,9 @@ def _norm(v: Any) -> Any:
 
 def compare(rebuilt: Rebuild, live_totals: dict[tuple[str, str], dict[str, Any]],
             expected_totals: dict[tuple[str, str], dict[str, Any]],
-            live_alerts: set[tuple[str, str, str]],
-            decided_by_people: frozenset[tuple[str, str, str]] | set[tuple[str, str, str]]
-            = frozenset()) -> list[Mismatch]:
+            live_alerts: set[tuple[str, str, str, str]],
+            decided_by_people: set[tuple[str, str, str, str]] | None = None
+            ) -> list[Mismatch]:
     """Differences between rebuilt and live figures, each naming contract and measure.
 
     Alerts a person resolved by hand are left out of the comparison: that decision is
@@ -162,10 +162,13 @@ def compare(rebuilt: Rebuild, live_totals: dict[tuple[str, str], dict[str, Any]]
         for f in TOTAL_FIELDS:
             if _norm(want[f]) != _norm(got[f]):
                 out.append(Mismatch(cid, m, f, want[f], got[f]))
-    rebuilt_alerts = rebuilt.open_alerts() - decided_by_people
-    live_alerts = live_alerts - decided_by_people
+    people = decided_by_people or set()
+    rebuilt_alerts = rebuilt.open_alerts() - people
+    live_alerts = live_alerts - people
     for a in sorted(rebuilt_alerts - live_alerts):
-        out.append(Mismatch(a[0], a[1], f"open alert {a[2]}", "open", "absent"))
+        out.append(Mismatch(a[0], a[1], f"open alert {a[2]} {a[3]}".strip(), "open",
+                            "absent"))
     for a in sorted(live_alerts - rebuilt_alerts):
-        out.append(Mismatch(a[0], a[1], f"open alert {a[2]}", "absent", "open"))
+        out.append(Mismatch(a[0], a[1], f"open alert {a[2]} {a[3]}".strip(), "absent",
+                            "open"))
     return out

@@ -258,15 +258,18 @@ def _submitted(s: ContractState, e: ev.EvidenceSubmitted, cat: Catalogue, _: Pol
     )
     last = s.last_evidence_at
     out: tuple[ev.Derived, ...] = NOTHING
-    if s.overdue:
+    cadence = timedelta(days=terms.reporting_cadence_days)
+    if s.overdue and (s.as_of is None or s.as_of - e.occurred_at <= cadence):
+        # (backdated evidence older than the cadence does not end the silence)
         out = (ev.ReportingResumed(contract_id=s.contract_id, measure="", caused_by=e.event_id,
                                    at=e.occurred_at),)
+    overdue = s.overdue and not out
     return _bump(
         s,
         evidence={**s.evidence, e.evidence_id: rec},
         totals={**s.totals, e.measure: s.totals_for(e.measure).add(claimed=e.quantity)},
         last_evidence_at=e.occurred_at if last is None or e.occurred_at > last else last,
-        overdue=False,
+        overdue=overdue,
     ), out
 
 
@@ -342,7 +345,20 @@ def _ticked(s: ContractState, e: ev.ClockTicked, _: Catalogue, policy: Policy) -
                 out.append(ev.TargetMissed(contract_id=s.contract_id, measure=m,
                                            caused_by=e.event_id, at=e.at, target=c.target,
                                            verified=t.verified, claimed=t.claimed))
-        return evolve(s, closed=True, at_risk=frozenset()), tuple(out)
+        # no more reporting is due and no more ratings are made: clear those alerts
+        if s.overdue:
+            out.append(ev.ReportingResumed(contract_id=s.contract_id, measure="",
+                                           caused_by=e.event_id, at=e.at))
+        for m, r in sorted(s.ratings.items()):
+            if r != "other":
+                t = s.totals_for(m)
+                out.append(ev.RatingChanged(contract_id=s.contract_id, measure=m,
+                                            caused_by=e.event_id, at=e.at, previous=r,
+                                            rating="other", verified=t.verified,
+                                            expected=s.commitments[m].target
+                                            if m in s.commitments else t.verified))
+        return evolve(s, closed=True, at_risk=frozenset(), overdue=False,
+                      ratings={m: "other" for m in s.ratings}), tuple(out)
     s = _reporting(s, e, terms, out)
     s = _ratings(s, e, terms, basis, policy, out)
     if elapsed_fraction(terms.start, terms.end, basis) < policy.min_elapsed_fraction:
@@ -393,6 +409,8 @@ def _ratings(s: ContractState, e: ev.ClockTicked, terms: Terms, basis: date,
         verified = s.totals_for(m).verified
         rating = rating_for(verified, expected, policy.rating)
         previous = ratings.get(m)
+        # The first rating is recorded, not announced: the rule is "rating changed", and
+        # poor delivery from the start is what the milestone and forecast alerts say.
         if previous is not None and previous != rating:
             out.append(ev.RatingChanged(contract_id=s.contract_id, measure=m,
                                         caused_by=e.event_id, at=e.at, previous=previous,

@@ -41,7 +41,9 @@ from tests.helpers import feed
 from tests.unit._builders import committed, milestone, registered, submitted, tick, verified
 
 SECRET = "test-webhook-secret"
-T0 = datetime.now(UTC) + timedelta(minutes=1)  # deliveries are queued at the real now
+def soon() -> datetime:
+    """A test clock just ahead of the real now (deliveries are queued at the real now)."""
+    return datetime.now(UTC) + timedelta(minutes=1)
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -150,7 +152,7 @@ def test_email_is_sent_once_with_text_html_and_a_link(repo: Repository,
     inbox, port = smtp
     repo.set_recipient("mgr-aoife", "Aoife", email="aoife@council.example")
     feed(repo, behind_at_a_milestone())
-    clock = Clock(T0)
+    clock = Clock(soon())
     d = Dispatcher(repo, {"email": SmtpChannel.from_url(
         f"smtp://svmon:s3cret@127.0.0.1:{port}", "svmon@council.example")},
         DispatchPolicy(dashboard_url="http://dash.example/contract"), clock)
@@ -181,7 +183,7 @@ def test_smtp_refusing_the_password_is_retried(repo: Repository,
     channel = SmtpChannel.from_url(f"smtp://svmon:wrong@127.0.0.1:{port}",
                                    "svmon@council.example")
     channel.timeout = 3.0
-    d = Dispatcher(repo, {"email": channel}, clock=Clock(T0))
+    d = Dispatcher(repo, {"email": channel}, clock=Clock(soon()))
     assert d.run_once()["retrying"] == 1 and inbox.messages == []
     [delivery] = repo.deliveries()
     assert delivery["status"] == "pending" and delivery["last_error"].startswith("SMTP")
@@ -192,15 +194,16 @@ def test_webhook_is_signed_and_retried_with_backoff(repo: Repository,
     receiver.statuses = [500, 503]
     repo.set_recipient("mgr-aoife", webhook_url=receiver.url)
     feed(repo, behind_at_a_milestone())
-    clock = Clock(T0)
+    t0 = soon()
+    clock = Clock(t0)
     d = Dispatcher(repo, {"webhook": WebhookChannel(SECRET)}, clock=clock)
     assert d.run_once()["retrying"] == 1          # 500: again in 2 s
-    clock.now = T0 + timedelta(seconds=1)
+    clock.now = t0 + timedelta(seconds=1)
     assert d.run_once() == {"escalated": 0, "sent": 0, "retrying": 0, "failed": 0,
                             "digests": 0}          # not yet due
-    clock.now = T0 + timedelta(seconds=2)
+    clock.now = t0 + timedelta(seconds=2)
     assert d.run_once()["retrying"] == 1          # 503: again in 4 s
-    clock.now = T0 + timedelta(seconds=6)
+    clock.now = t0 + timedelta(seconds=6)
     assert d.run_once()["sent"] == 1
     assert len(receiver.requests) == 3
     keys = {h["Idempotency-Key"] for h, _ in receiver.requests}
@@ -217,7 +220,7 @@ def test_webhook_is_signed_and_retried_with_backoff(repo: Repository,
 def test_a_receiver_that_stays_down_is_given_up_on(repo: Repository) -> None:
     repo.set_recipient("mgr-aoife", webhook_url=f"http://127.0.0.1:{free_port()}/down")
     feed(repo, behind_at_a_milestone())
-    clock = Clock(T0)
+    clock = Clock(soon())
     d = Dispatcher(repo, {"webhook": WebhookChannel(SECRET, timeout=2)},
                    DispatchPolicy(max_attempts=3), clock)
     outcomes = []
@@ -243,7 +246,7 @@ def test_one_alert_per_contract_measure_and_kind(repo: Repository,
     assert len(alerts) == 1
     assert (alerts[0]["raise_count"], alerts[0]["subject"]) == (2, "NT1-Q2")
     d = Dispatcher(repo, {"email": SmtpChannel.from_url(
-        f"smtp://svmon:s3cret@127.0.0.1:{port}", "svmon@x")}, clock=Clock(T0))
+        f"smtp://svmon:s3cret@127.0.0.1:{port}", "svmon@x")}, clock=Clock(soon()))
     d.run_once()
     assert len([m for m in inbox.messages if "Milestone missed" in m["Subject"]]) == 1
 
@@ -286,7 +289,8 @@ def test_only_the_contracts_managers_acknowledge_or_resolve(repo: Repository) ->
     assert repo.acknowledge(alert_id, "mgr-aoife")["changed"] is False
     assert repo.resolve(alert_id, "mgr-aoife")["status"] == "resolved"
     [a] = [a for a in repo.alerts("all") if a["alert_id"] == alert_id]
-    assert (a["acknowledged_by"], a["resolved_by"]) == ("mgr-bilal", "manual:mgr-aoife")
+    assert (a["acknowledged_by"], a["resolved_by"], a["resolved_manually"]) == (
+        "mgr-bilal", "mgr-aoife", True)
 
 
 def test_digest_recipients_get_one_email_a_day(repo: Repository,
@@ -320,7 +324,8 @@ def test_dispatcher_killed_mid_send_loses_nothing(repo: Repository, receiver: Re
     feed(repo, behind_at_a_milestone())
     env = {**os.environ, "DATABASE_URL": str(repo.engine.url.render_as_string(
         hide_password=False)), "SVMON_DATA_DIR": str(tmp_path),
-        "SVMON_WEBHOOK_SECRET": SECRET, "PYTHONPATH": str(ROOT)}
+        "SVMON_WEBHOOK_SECRET": SECRET, "PYTHONPATH": str(ROOT),
+        "SVMON_DISPATCH_LEASE_SECONDS": "3"}  # the killed dispatcher's claim runs out
 
     def start() -> subprocess.Popen[bytes]:
         return subprocess.Popen([sys.executable, "-m", "svmon.cli", "dispatch",
@@ -415,7 +420,7 @@ def test_starttls_and_auth(repo: Repository, tmp_path: Path) -> None:
         channel = SmtpChannel.from_url(f"smtp://svmon:pw@127.0.0.1:{port}?starttls=1",
                                        "svmon@x", cafile=str(cert))
         assert channel.starttls and channel.username == "svmon"
-        assert Dispatcher(repo, {"email": channel}, clock=Clock(T0)).run_once()["sent"] == 1
+        assert Dispatcher(repo, {"email": channel}, clock=Clock(soon())).run_once()["sent"] == 1
         assert len(inbox.messages) == 1
         plain = SmtpChannel.from_url(f"smtp://svmon:pw@127.0.0.1:{port}", "svmon@x")
         plain.timeout = 3.0
@@ -459,6 +464,7 @@ def test_the_inbox_never_holds_two_open_alerts_of_a_kind(tmp_path: Path, steps: 
     facts = [make[s](i) for i, s in enumerate(steps)]
     for i in range(0, len(facts), batch):
         repo.apply_batch(Batch(consumer="t", derived=facts[i:i + batch]))
-    unresolved = [(a["contract_id"], a["measure"], a["kind"]) for a in repo.alerts("unresolved")]
+    unresolved = [(a["contract_id"], a["measure"], a["kind"], "")
+                  for a in repo.alerts("unresolved")]
     assert len(unresolved) == len(set(unresolved))
     assert set(unresolved) == open_alerts(facts)

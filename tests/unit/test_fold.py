@@ -242,7 +242,7 @@ def test_term_end_settles_each_commitment_once() -> None:
     # on the first tick more than 30 days after the end. L-VOL is missed, NT1 was met.
     assert derived_of(log, "C-001:tick:2026-01-01") == ()
     assert derived_of(log, "C-001:tick:2026-01-30") == ()
-    assert derived_of(log, "C-001:tick:2026-01-31") == (ev.TargetMissed(
+    assert target_facts(derived_of(log, "C-001:tick:2026-01-31")) == (ev.TargetMissed(
         contract_id="C-001", measure="L-VOL", caused_by="C-001:tick:2026-01-31",
         at=at("2026-01-31"), target=D(1000), verified=D("820.5"), claimed=D("820.5")),)
     assert derived_of(log, "C-001:tick:2026-03-01") == ()  # closed: settled once

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -89,20 +90,29 @@ def test_base_derived_fact_changes_nothing() -> None:
     assert changes_for(ev.Derived(**COMMON)) == []
 
 
+def test_each_rejected_evidence_is_its_own_alert() -> None:
+    [a] = changes_for(FACTS["EvidenceWasRejected"])
+    other = replace(FACTS["EvidenceWasRejected"], evidence_id="E2")
+    [b] = changes_for(other)
+    assert a.identity == ("C-001", "NT1", "EvidenceRejected", "E1")
+    assert b.identity == ("C-001", "NT1", "EvidenceRejected", "E2")
+    assert open_alerts([FACTS["EvidenceWasRejected"], other]) == {a.identity, b.identity}
+
+
 def test_identity_is_contract_measure_and_kind() -> None:
     [a] = changes_for(missed("NT1-Q1"))
     [b] = changes_for(missed("NT1-Q2"))
-    assert a.identity == b.identity == ("C-001", "NT1", "MilestoneMissed")
+    assert a.identity == b.identity == ("C-001", "NT1", "MilestoneMissed", "")
     assert (a.subject, b.subject) == ("NT1-Q1", "NT1-Q2")
     [risk] = changes_for(FACTS["TargetAtRisk"])
     [back] = changes_for(FACTS["TargetBackOnTrack"])
-    assert risk.identity == back.identity == ("C-001", "NT1", "TargetAtRisk")
+    assert risk.identity == back.identity == ("C-001", "NT1", "TargetAtRisk", "")
 
 
 def test_open_alerts_keeps_one_per_identity() -> None:
     facts = [missed("NT1-Q1"), missed("NT1-Q2"), missed("NT1-Q1"), FACTS["TargetAtRisk"]]
-    assert open_alerts(facts) == {("C-001", "NT1", "MilestoneMissed"),
-                                  ("C-001", "NT1", "TargetAtRisk")}
+    assert open_alerts(facts) == {("C-001", "NT1", "MilestoneMissed", ""),
+                                  ("C-001", "NT1", "TargetAtRisk", "")}
     other = ev.MilestoneMet(**{**COMMON, "measure": "L-VOL"}, milestone_id="L-VOL-Q1",
                             due=d("2025-03-31"), target=D(1), verified=D(1))
     # a met milestone of another measure leaves NT1's misses open ...
@@ -110,7 +120,7 @@ def test_open_alerts_keeps_one_per_identity() -> None:
     # ... one of the same measure closes them; back on track closes the risk
     assert open_alerts([*facts, FACTS["MilestoneMet"], FACTS["TargetBackOnTrack"]]) == set()
     assert open_alerts([*facts, FACTS["TargetMissed"]]) == {
-        ("C-001", "NT1", "MilestoneMissed"), ("C-001", "NT1", "TargetMissed")}
+        ("C-001", "NT1", "MilestoneMissed", ""), ("C-001", "NT1", "TargetMissed", "")}
 
 
 def test_alerts_from_a_folded_log_open_and_close() -> None:
@@ -124,8 +134,8 @@ def test_alerts_from_a_folded_log_open_and_close() -> None:
     ]
     _, log = apply(events)
     assert open_alerts(all_derived(log)) == {
-        ("C-001", "NT1", "MilestoneMissed"),
-        ("C-001", "NT1", "TargetAtRisk"),
+        ("C-001", "NT1", "MilestoneMissed", ""),
+        ("C-001", "NT1", "TargetAtRisk", ""),
     }
     _, later = apply([
         *events,
@@ -133,7 +143,7 @@ def test_alerts_from_a_folded_log_open_and_close() -> None:
         verified("E2", "2025-07-04"),  # target met: at-risk resolved
         tick("2025-08-01"),  # NT1-Q2 met: the earlier miss is history
     ])
-    assert open_alerts(all_derived(later)) == {("C-001", "NT1", "TargetMet")}  # good news
+    assert open_alerts(all_derived(later)) == {("C-001", "NT1", "TargetMet", "")}  # good news
 
 
 def test_final_period_reported_in_arrears_leaves_no_target_missed_alert() -> None:
@@ -151,4 +161,4 @@ def test_final_period_reported_in_arrears_leaves_no_target_missed_alert() -> Non
     ])
     facts = all_derived(log)
     assert any(isinstance(x, ev.TargetMet) for x in facts)  # the target was met in full
-    assert open_alerts(facts) == {("C-001", "L-VOL", "TargetMet")}
+    assert open_alerts(facts) == {("C-001", "L-VOL", "TargetMet", "")}
