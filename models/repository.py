@@ -82,6 +82,7 @@ class Batch:
     journal: list[dict[str, Any]] = field(default_factory=list)
     states: dict[str, ContractState] = field(default_factory=dict)
     evidence: dict[str, set[str]] = field(default_factory=dict)  # contract -> evidence ids
+    milestones_changed: set[str] = field(default_factory=set)  # contracts to rewrite
     derived: list[ev.Derived] = field(default_factory=list)
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
     positions: dict[tuple[str, int], int] = field(default_factory=dict)
@@ -186,10 +187,12 @@ class Repository:
                 reporting_cadence_days=t.reporting_cadence_days, as_of=s.as_of,
                 last_evidence_at=s.last_evidence_at, state_version=s.version))
             totals.extend(self.total_rows(s))
-            milestones.extend(dict(contract_id=cid, milestone_id=m.milestone_id,
-                                   measure=m.measure, due=m.due,
-                                   cumulative_target=m.cumulative_target, status=m.status)
-                              for m in s.milestones.values())
+            if cid in b.milestones_changed:  # most events leave the milestones alone
+                milestones.extend(dict(contract_id=cid, milestone_id=m.milestone_id,
+                                       measure=m.measure, due=m.due,
+                                       cumulative_target=m.cumulative_target,
+                                       status=m.status)
+                                  for m in s.milestones.values())
             for eid in sorted(b.evidence.get(cid, ())):
                 r = s.evidence[eid]
                 evidence.append(dict(

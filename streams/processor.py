@@ -97,6 +97,8 @@ def process(records: Sequence[Record] | Sequence[Decoded], lookup: StateLookup,
                 event_id=e.event_id), recorded_at))
             continue
         gate.accepted(e)
+        if new.milestones is not state.milestones:  # copy-on-write: a new dict = a change
+            batch.milestones_changed.add(e.contract_id)
         batch.states[e.contract_id] = new
         batch.derived.extend(derived)
         batch.journal.append(journal_row(r, e, recorded_at))
