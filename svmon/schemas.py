@@ -73,6 +73,25 @@ def _optional_ident(v: Any, f: str, ids: Ids) -> str:
     return "" if v == "" else _ident(v, f, ids)
 
 
+def _policy(v: Any, f: str, ids: Ids) -> tuple[tuple[str, Decimal], ...]:
+    """A contract's own alert thresholds: {"at_risk_threshold": "0.8", ...}."""
+    from svmon.core.rules import POLICY_KEYS
+
+    if not isinstance(v, Mapping):
+        raise _err(f, f"an object with some of {', '.join(POLICY_KEYS)}", v, ids)
+    out = []
+    for k in sorted(v, key=str):
+        if k not in POLICY_KEYS:
+            raise _err(f"{f}.{k}", f"one of {', '.join(POLICY_KEYS)}", k, ids)
+        d = _non_negative(v[k], f"{f}.{k}", ids)
+        if k == "reporting_lag_days" and (d != d.to_integral_value() or d > 365):
+            raise _err(f"{f}.{k}", "a whole number of days from 0 to 365", v[k], ids)
+        if k != "reporting_lag_days" and d > 10:
+            raise _err(f"{f}.{k}", "a ratio of at most 10", v[k], ids)
+        out.append((k, d))
+    return tuple(out)
+
+
 def _text(v: Any, f: str, ids: Ids) -> str:
     if not isinstance(v, str) or len(v) > MAX_TEXT_LENGTH or not _storable(v):
         raise _err(f, f"a string of at most {MAX_TEXT_LENGTH} characters without NUL or "
@@ -186,6 +205,7 @@ _DATA: dict[type[ev.ContractEvent], dict[str, tuple[Reader, Any]]] = {
         "value_gbp": (_non_negative, REQUIRED), "catalogue_edition": (_ident, REQUIRED),
         "manager": (_ident, REQUIRED), "reporting_cadence_days": (_days, 90),
         "deputy": (_optional_ident, ""), "supplier_contact": (_optional_ident, ""),
+        "policy": (_policy, ()),
     },
     ev.CommitmentMade: {"measure": (_ident, REQUIRED), "target": (_positive, REQUIRED)},
     ev.MilestoneScheduled: {
@@ -283,6 +303,12 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
+def _field_to_wire(name: str, value: Any) -> Any:
+    if name == "policy":  # pairs on the core side, an object on the wire
+        return {k: str(v) for k, v in value}
+    return to_jsonable(value)
+
+
 _ENVELOPE = ("event_id", "contract_id", "occurred_at", "actor")
 
 
@@ -294,7 +320,7 @@ def event_to_dict(e: ev.ContractEvent) -> dict[str, Any]:
         "contract_id": e.contract_id,
         "occurred_at": e.occurred_at.isoformat(),
         "actor": e.actor,
-        "data": {f.name: to_jsonable(getattr(e, f.name)) for f in fields(e)
+        "data": {f.name: _field_to_wire(f.name, getattr(e, f.name)) for f in fields(e)
                  if f.name not in _ENVELOPE},
     }
 

@@ -35,6 +35,8 @@ class ContractRegistered(ContractEvent):
     reporting_cadence_days: int = 90
     deputy: str = ""  # escalation recipient when the manager does not acknowledge
     supplier_contact: str = ""  # hears about rejected evidence
+    # the contract's own alert thresholds (see svmon.core.rules.POLICY_KEYS), sorted
+    policy: tuple[tuple[str, Decimal], ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -54,6 +54,8 @@ def fold(
             "contract_id", f"{state.contract_id!r} for this state", event.contract_id,
             event_id=event.event_id,
         )
+    if state.terms is not None and state.terms.policy:
+        policy = policy.with_overrides(state.terms.policy)  # the contract's own thresholds
     handler = _HANDLERS[type(event)]
     return handler(state, event, catalogue, policy)
 
@@ -196,7 +198,7 @@ def _registered(
         supplier_id=e.supplier_id, supplier_name=e.supplier_name, start=e.start, end=e.end,
         value_gbp=e.value_gbp, catalogue_edition=e.catalogue_edition, manager=e.manager,
         reporting_cadence_days=e.reporting_cadence_days, event_ids=(*previous, e.event_id),
-        deputy=e.deputy, supplier_contact=e.supplier_contact,
+        deputy=e.deputy, supplier_contact=e.supplier_contact, policy=e.policy,
     )
     # a term extended past the clock reopens a contract that was settled
     closed = s.closed and s.as_of is not None and \

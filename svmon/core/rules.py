@@ -47,7 +47,26 @@ class Policy:
     rating: RatingThresholds = RatingThresholds()
 
 
+    def with_overrides(self, overrides: tuple[tuple[str, Decimal], ...]) -> Policy:
+        """This policy with a contract's own thresholds (keys in ``POLICY_KEYS``)."""
+        if not overrides:
+            return self
+        o = dict(overrides)
+        rating = RatingThresholds(
+            good=o.get("rating_good", self.rating.good),
+            approaching=o.get("rating_approaching", self.rating.approaching),
+            requires_improvement=o.get("rating_requires_improvement",
+                                       self.rating.requires_improvement))
+        return Policy(
+            at_risk_threshold=o.get("at_risk_threshold", self.at_risk_threshold),
+            min_elapsed_fraction=o.get("min_elapsed_fraction", self.min_elapsed_fraction),
+            reporting_lag_days=int(o.get("reporting_lag_days", self.reporting_lag_days)),
+            rating=rating)
+
+
 DEFAULT_POLICY = Policy()
+POLICY_KEYS = ("at_risk_threshold", "min_elapsed_fraction", "reporting_lag_days",
+               "rating_good", "rating_approaching", "rating_requires_improvement")
 
 
 def rating_for(delivered: Decimal, expected: Decimal,

@@ -36,6 +36,7 @@ class Terms:
     event_ids: tuple[str, ...]
     deputy: str = ""
     supplier_contact: str = ""
+    policy: tuple[tuple[str, Decimal], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +146,7 @@ def _enc(value: Any) -> Any:
     if isinstance(value, frozenset):
         return sorted(value)
     if isinstance(value, tuple):
-        return list(value)
+        return [_enc(v) for v in value]
     return value
 
 
@@ -187,6 +188,7 @@ def state_from_dict(d: Mapping[str, Any]) -> ContractState:
                 "end": date.fromisoformat(t["end"]),
                 "value_gbp": Decimal(t["value_gbp"]),
                 "event_ids": tuple(t["event_ids"]),
+                "policy": tuple((k, Decimal(v)) for k, v in t.get("policy", ())),
             }
         )
     commitments = {

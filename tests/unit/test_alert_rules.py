@@ -143,3 +143,50 @@ def test_a_milestone_alert_is_raised_iff_verified_is_short_at_due_time(
     facts = [x for _, d in log for x in d if isinstance(x, ev.MilestoneMissed | ev.MilestoneMet)]
     assert len(facts) == 1
     assert isinstance(facts[0], ev.MilestoneMissed) == (verified_total < target)
+
+
+def _behind() -> list[ev.ContractEvent]:
+    """L-VOL: 100 of 1000 hours claimed and verified by the end of March."""
+    return [submitted("E1", "L-VOL", "100", "2025-01-01", "2025-03-31", "2025-04-02"),
+            verified("E1", "2025-04-03")]
+
+
+def test_a_contracts_own_thresholds_override_the_global_policy() -> None:
+    # globally: at risk (100 × 365/90 = 405 < 900) and Q1 judged only 30 days after due
+    _, log = apply([*setup(), *_behind(), tick("2025-04-02"), tick("2025-05-02")])
+    assert "MilestoneMissed" not in kinds(derived_of(log, "C-001:tick:2025-04-02"))
+    assert {"MilestoneMissed", "TargetAtRisk"} <= set(kinds(derived_of(
+        log, "C-001:tick:2025-05-02")))
+    # this contract: judged at the first tick after due, at risk only below 30% of target
+    own = replace(registered(), policy=(("at_risk_threshold", D("0.3")),
+                                        ("reporting_lag_days", D(0))))
+    _, log = apply([own, *setup()[1:], *_behind(), tick("2025-04-02"), tick("2025-05-02")])
+    assert "MilestoneMissed" in kinds(derived_of(log, "C-001:tick:2025-04-02"))
+    assert "TargetAtRisk" not in kinds(derived_of(log, "C-001:tick:2025-05-02"))
+
+
+def test_contract_policy_travels_on_the_wire_and_in_the_state() -> None:
+    from svmon.core.state import state_from_dict, state_to_dict
+    from svmon.schemas import decode_event, encode_event
+
+    own = replace(registered(), policy=(("at_risk_threshold", D("0.8")),
+                                        ("rating_good", D("1.05"))))
+    assert decode_event(encode_event(own)) == own
+    s, _ = apply([own])
+    assert state_from_dict(state_to_dict(s)) == s
+    assert s.terms is not None and dict(s.terms.policy)["rating_good"] == D("1.05")
+
+
+def test_an_unknown_policy_key_is_refused() -> None:
+    import json
+
+    import pytest
+
+    from svmon.core.errors import SchemaError
+    from svmon.schemas import decode_event, encode_event
+
+    body = json.loads(encode_event(registered()))
+    body["data"]["policy"] = {"at_risk_treshold": "0.8"}
+    with pytest.raises(SchemaError) as err:
+        decode_event(json.dumps(body))
+    assert err.value.field == "data.policy.at_risk_treshold"
