@@ -14,5 +14,6 @@ def recipients_for(kind: str, terms: Terms) -> list[str]:
     return [p for i, p in enumerate(people) if p and p not in people[:i]]
 
 
-def escalation_recipients(terms: Terms) -> list[str]:
-    return [terms.deputy] if terms.deputy and terms.deputy != terms.manager else []
+def escalation_recipients(manager: str, deputy: str) -> list[str]:
+    """Who hears about an alert the manager left unacknowledged: the deputy, if any."""
+    return [deputy] if deputy and deputy != manager else []

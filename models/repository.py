@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 from alerts.lifecycle import PER_SUBJECT, AlertChange, changes_for, identity
-from alerts.routing import recipients_for
+from alerts.routing import escalation_recipients, recipients_for
 from models.tables import (
     AlertRow,
     ChainHead,
@@ -341,11 +341,7 @@ class Repository:
         return self._decide_alert(alert_id, by, "resolved")
 
     def manually_resolved_identities(self) -> set[tuple[str, str, str, str]]:
-        a = T(AlertRow)
-        with self.engine.connect() as conn:
-            return {identity(r.contract_id, r.measure, r.kind, r.subject) for r in conn.execute(
-                select(a.c.contract_id, a.c.measure, a.c.kind, a.c.subject)
-                .where(a.c.resolved_manually.is_(True)))}
+        return self._alert_identities(T(AlertRow).c.resolved_manually.is_(True))
 
     # ------------------------------------------------------------ deliveries
 
@@ -438,8 +434,8 @@ class Repository:
                 return 0
             channels = self._channels(conn)
             for alert_id, deputy, manager in stale:
-                if deputy and deputy != manager:
-                    self._queue(conn, alert_id, [deputy], channels, now, escalation=True)
+                self._queue(conn, alert_id, escalation_recipients(manager, deputy), channels,
+                            now, escalation=True)
                 conn.execute(update(a).where(a.c.alert_id == alert_id)
                              .values(escalated_at=now))
             return len(stale)
@@ -511,11 +507,13 @@ class Repository:
 
     def open_alert_identities(self) -> set[tuple[str, str, str, str]]:
         """Alerts not resolved, by identity (see ``alerts.lifecycle.identity``)."""
+        return self._alert_identities(T(AlertRow).c.status.in_(NOT_RESOLVED))
+
+    def _alert_identities(self, where: Any) -> set[tuple[str, str, str, str]]:
         a = T(AlertRow)
         with self.engine.connect() as conn:
             return {identity(r.contract_id, r.measure, r.kind, r.subject) for r in conn.execute(
-                select(a.c.contract_id, a.c.measure, a.c.kind, a.c.subject)
-                .where(a.c.status.in_(NOT_RESOLVED)))}
+                select(a.c.contract_id, a.c.measure, a.c.kind, a.c.subject).where(where))}
 
     def chain_rows(self) -> Iterator[ChainRow]:
         j = T(JournalEntry)
