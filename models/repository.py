@@ -15,7 +15,17 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, Table, and_, create_engine, event, select, tuple_, update
+from sqlalchemy import (
+    Engine,
+    Table,
+    and_,
+    bindparam,
+    create_engine,
+    event,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
@@ -29,6 +39,7 @@ from models.tables import (
     DeadLetterRow,
     DeliveryRow,
     EvidenceRow,
+    InboxRow,
     JournalEntry,
     MeasureRow,
     MeasureTotalRow,
@@ -86,6 +97,8 @@ class Batch:
     derived: list[ev.Derived] = field(default_factory=list)
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
     positions: dict[tuple[str, int], int] = field(default_factory=dict)
+    # (contract, event id, outcome, reason) of every event decided: settles the inbox
+    settled: list[tuple[str, str, str, str]] = field(default_factory=list)
 
     def touch_evidence(self, contract_id: str, evidence_id: str) -> None:
         self.evidence.setdefault(contract_id, set()).add(evidence_id)
@@ -146,10 +159,23 @@ class Repository:
             self._write_derived(conn, b.derived, b.states)
             self._insert_ignore(conn, T(DeadLetterRow), b.dead_letters,
                                 ("topic", "partition", "offset", "raw_sha256"))
+            self._settle_inbox(conn, b.settled, now)
             self._upsert(conn, T(PositionRow), [
                 dict(consumer=b.consumer, topic=t, partition=p, offset=o, updated_at=now)
                 for (t, p), o in sorted(b.positions.items())
             ], ("consumer", "topic", "partition"))
+
+    def _settle_inbox(self, conn: Connection, settled: Sequence[tuple[str, str, str, str]],
+                      now: datetime) -> None:
+        """Mark received events decided, in the transaction that journals or refuses them
+        (events that came straight onto the topic have no inbox row: nothing matches)."""
+        if not settled:
+            return
+        t = T(InboxRow)
+        stmt = update(t).where(t.c.contract_id == bindparam("c"), t.c.event_id == bindparam("e"),
+                               t.c.settled_at.is_(None)) \
+            .values(settled_at=now, outcome=bindparam("o"), reason=bindparam("r"))
+        conn.execute(stmt, [dict(c=c, e=e, o=o, r=r) for c, e, o, r in settled])
 
     def _append_journal(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         """Append the events not journalled yet, each linked into its contract's chain."""

@@ -315,3 +315,50 @@ class MeasureRow(SQLModel, table=True):
     proxy_gbp: Decimal | None = Field(default=None, sa_column=Column(AMOUNT, nullable=True))
     illustrative: bool
     source: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token of a supplier or a contract manager. Only its SHA-256 is kept:
+    tokens are 256 random bits, so a fast hash is enough (nothing to brute-force)."""
+
+    __tablename__ = "api_token"
+
+    token_id: str = Field(primary_key=True, max_length=32)  # public part, shown in lists
+    token_hash: str = Field(max_length=64, unique=True)
+    kind: str = Field(max_length=20)  # supplier | manager
+    party: str = Field(index=True, max_length=128)  # supplier id or manager id
+    label: str = Field(default="", max_length=200)
+    created_at: datetime = _ts()
+    revoked_at: datetime | None = _ts(nullable=True)
+    last_used_at: datetime | None = _ts(nullable=True)
+
+
+class InboxRow(SQLModel, table=True):
+    """Every event received over HTTP or CSV, stored before the receipt is returned.
+
+    This is the durable acknowledgement: a relay publishes unsettled rows to the
+    contract-events topic (again, with backoff, until the worker settles them), and the
+    worker settles a row in the same transaction that journals or refuses its event.
+    """
+
+    __tablename__ = "inbox"
+    __table_args__ = (UniqueConstraint("contract_id", "event_id"),  # ids are per contract
+                      Index("ix_inbox_due", "settled_at", "next_publish_at"),
+                      Index("ix_inbox_submitter", "submitted_by", "id"))
+
+    id: int | None = Field(default=None, primary_key=True)  # order of receipt
+    contract_id: str = Field(max_length=128)
+    event_id: str = Field(max_length=128)
+    type: str = Field(max_length=40)
+    payload: str = Field(sa_column=Column(Text, nullable=False))  # the wire JSON
+    request_sha256: str = Field(max_length=64)  # the request, apart from the receive time
+    submitted_by: str = Field(max_length=200)  # the principal, e.g. supplier:S01
+    token_id: str = Field(default="", max_length=32)
+    channel: str = Field(max_length=10)  # http | csv | cli
+    received_at: datetime = _ts()
+    publish_attempts: int = 0
+    next_publish_at: datetime = _ts()
+    published_at: datetime | None = _ts(nullable=True)
+    settled_at: datetime | None = _ts(nullable=True)
+    outcome: str = Field(default="pending", max_length=20)  # pending | accepted | refused
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False))

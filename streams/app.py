@@ -188,6 +188,8 @@ class Pipeline:
                                        event_id=getattr(e, "event_id", None))
                     b = Batch(consumer=self.settings.app_id,
                               dead_letters=[dead_letter(r, bad, now_utc())])
+                    if bad.contract_id and bad.event_id:
+                        b.settled.append((bad.contract_id, bad.event_id, "refused", str(bad)))
                     b.advance(r.topic, r.partition, r.offset)
                     await self._run(self.repo.apply_batch, b)
                     await self.sinks.dead_letter(b.dead_letters[0])

@@ -80,3 +80,30 @@ def publish(events: Iterable[ContractEvent], settings: Settings,
     if progress:
         progress(n % 500)
     return n
+
+
+def send_evidence(settings: Settings, *, contract_id: str, supplier: str, evidence_id: str,
+                  measure: str, quantity: str, period_start: str, period_end: str,
+                  unit: str = "", description: str = "", event_id: str | None = None,
+                  publisher: EventPublisher | None = None) -> ContractEvent:
+    """Validate one evidence event against the wire schema and send it to the topic.
+
+    The importable form of ``svmon evidence send``. Checks that need the contract's
+    state (its term, the measure, the unit) are the stream's: a refusal becomes a dead
+    letter that the supplier can list (``svmon evidence rejections``, ``/v1/rejections``).
+    """
+    from svmon.schemas import SCHEMA_VERSION, now_utc
+
+    event = decode_event({
+        "schema_version": SCHEMA_VERSION, "type": "EvidenceSubmitted",
+        "event_id": event_id or f"evidence:{evidence_id}", "contract_id": contract_id,
+        "occurred_at": now_utc().isoformat(), "actor": f"supplier:{supplier}",
+        "data": {"evidence_id": evidence_id, "measure": measure, "quantity": quantity,
+                 "unit": unit, "period_start": period_start, "period_end": period_end,
+                 "description": description}})
+    if publisher is not None:
+        publisher.send(event).get(timeout=30)
+        return event
+    with EventPublisher(settings.bootstrap, settings.events_topic) as pub:
+        pub.send(event).get(timeout=30)
+    return event

@@ -80,6 +80,7 @@ def process(records: Sequence[Record] | Sequence[Decoded], lookup: StateLookup,
             continue
         try:
             if gate.check(e) == "duplicate":
+                batch.settled.append((e.contract_id, e.event_id, "accepted", ""))
                 continue
             state = batch.states.get(e.contract_id) or lookup(e.contract_id) \
                 or ContractState(e.contract_id)
@@ -87,6 +88,7 @@ def process(records: Sequence[Record] | Sequence[Decoded], lookup: StateLookup,
         except InvalidInput as err:
             gate.refused(e)
             batch.dead_letters.append(dead_letter(r, err, recorded_at))
+            batch.settled.append((e.contract_id, e.event_id, "refused", str(err)))
             continue
         except Exception as err:  # a defect must cost one record, never the batch
             log.exception("internal error folding %s/%s@%s", r.topic, r.partition, r.offset)
@@ -95,8 +97,10 @@ def process(records: Sequence[Record] | Sequence[Decoded], lookup: StateLookup,
                 "message", "an event the monitor can process (internal error: "
                 f"{type(err).__name__})", str(err), contract_id=e.contract_id,
                 event_id=e.event_id), recorded_at))
+            batch.settled.append((e.contract_id, e.event_id, "refused", "internal error"))
             continue
         gate.accepted(e)
+        batch.settled.append((e.contract_id, e.event_id, "accepted", ""))
         if new.milestones is not state.milestones:  # copy-on-write: a new dict = a change
             batch.milestones_changed.add(e.contract_id)
         batch.states[e.contract_id] = new

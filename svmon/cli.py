@@ -116,6 +116,10 @@ def up(demo: bool, seed: int, contracts: int, embedded_broker: bool,
         children.append(Child("dispatcher", python_module("svmon.cli", "dispatch"),
                               settings.to_env(), logs / "dispatch.log"))
         click.echo(f"alerts   dispatcher started (log: {logs / 'dispatch.log'})")
+        children.append(Child("api", python_module("svmon.cli", "api"), settings.to_env(),
+                              logs / "api.log"))
+        click.echo(f"api      http://{settings.api_host}:{settings.api_port}/v1/openapi.json "
+                   f"(log: {logs / 'api.log'})")
         if demo:
             _load_demo(settings, repo, seed, contracts, children)
         _where_to_look(settings, repo)
@@ -164,6 +168,9 @@ def _where_to_look(settings: Settings, repo: Any) -> None:
     click.echo("  svmon report --json     the same for scripts")
     click.echo(f"  topics                  {settings.events_topic}, {settings.alerts_topic}, "
                f"{settings.dead_letter_topic} on {settings.bootstrap}")
+    click.echo("  svmon token create --supplier S01   a token for the HTTP API (shown once)")
+    click.echo(f"  curl -H 'Authorization: Bearer <token>' "
+               f"http://{settings.api_host}:{settings.api_port}/v1/contracts")
 
 
 def _redact(url: str) -> str:
@@ -398,6 +405,174 @@ def dispatch(once: bool, interval: float) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
     signal.signal(signal.SIGINT, lambda *_: stop.append(True))
     d.run_forever(interval, should_stop=lambda: bool(stop))
+
+
+@main.command()
+def api() -> None:
+    """Serve the HTTP API (and relay what it receives to the broker)."""
+    import logging
+
+    from svmon.api.server import serve
+
+    settings = _settings()
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    serve(settings)
+
+
+@main.group()
+def token() -> None:
+    """Bearer tokens of the HTTP API (stored only as hashes)."""
+
+
+@token.command("create")
+@click.option("--supplier", default=None, help="The supplier id the token acts for.")
+@click.option("--manager", default=None, help="The contract manager id the token acts for.")
+@click.option("--label", default="", help="A note, e.g. whose laptop.")
+def token_create(supplier: str | None, manager: str | None, label: str) -> None:
+    """Create a token; it is printed once and cannot be shown again."""
+    from models.ingest import IngestStore
+    from svmon.bootstrap import init_database
+
+    if bool(supplier) == bool(manager):
+        raise click.UsageError("give exactly one of --supplier or --manager")
+    kind, party = ("supplier", supplier) if supplier else ("manager", manager)
+    try:
+        token_id, secret = IngestStore(init_database(_settings())).create_token(
+            kind, str(party), label)
+    except SvmonError as err:
+        raise click.BadParameter(str(err)) from err
+    click.echo(f"token {token_id} for {kind} {party}; keep it secret, it is not stored:",
+               err=True)
+    click.echo(secret)
+
+
+@token.command("revoke")
+@click.argument("token_id")
+def token_revoke(token_id: str) -> None:
+    """Revoke a token at once (its id is in 'svmon token list')."""
+    from models.ingest import IngestStore
+    from svmon.bootstrap import init_database
+
+    if not IngestStore(init_database(_settings())).revoke_token(token_id):
+        raise click.ClickException(f"no active token {token_id!r}")
+    click.echo(f"token {token_id} revoked")
+
+
+@token.command("list")
+def token_list() -> None:
+    """Every token: id, party, created, last used, revoked."""
+    from models.ingest import IngestStore
+    from svmon.bootstrap import init_database
+
+    for t in IngestStore(init_database(_settings())).tokens():
+        revoked = f"revoked {t['revoked_at']:%Y-%m-%d %H:%M}" if t["revoked_at"] else "active"
+        click.echo(f"{t['token_id']}  {t['kind']:<8} {t['party']:<20} "
+                   f"created {t['created_at']:%Y-%m-%d %H:%M}  {revoked}  {t['label']}")
+
+
+@main.group()
+def evidence() -> None:
+    """Evidence from files and the Kafka client."""
+
+
+@evidence.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--supplier", required=True, help="The supplier sending the evidence.")
+@click.option("--mode", type=click.Choice(["all", "valid"]), default="all", show_default=True,
+              help="all: store every row or none; valid: store the valid rows.")
+@click.option("--errors", "errors_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Write the refused rows here as CSV.")
+def evidence_import(file: Path, supplier: str, mode: str, errors_path: Path | None) -> None:
+    """Import evidence from a CSV file (columns as the API's), with a per-row report."""
+    from models.ingest import Principal
+    from svmon.api.csvio import error_rows, read_rows
+    from svmon.api.server import build_service
+    from svmon.api.service import ItemErrors
+    from svmon.bootstrap import init_database
+
+    service = build_service(init_database(_settings()))
+    try:
+        rows = read_rows(file.read_bytes())
+    except SvmonError as err:
+        raise click.ClickException(f"{file}: {err}") from err
+    who = Principal("supplier", supplier, "cli")
+    stored: list[Any] = []
+    with click.progressbar(length=len(rows), label="checking rows", show_pos=True,
+                           file=sys.stderr) as bar:
+        try:
+            stored, errors = service.submit_evidence(who, rows, "cli", partial=mode == "valid",
+                                                     progress=bar.update)
+        except ItemErrors as err:
+            errors = err.errors
+        bar.update(len(rows) - bar.pos)
+    for e in errors[:20]:
+        click.echo(f"row {e.index}: {e.error}", err=True)
+    if len(errors) > 20:
+        click.echo(f"... and {len(errors) - 20} more", err=True)
+    if errors and errors_path:
+        errors_path.write_text(error_rows(errors))
+        click.echo(f"wrote the refused rows to {errors_path}", err=True)
+    replayed = sum(1 for r in stored if r["status"] != "pending")
+    click.echo(f"{len(rows)} rows: {len(stored)} stored ({replayed} already known), "
+               f"{len(errors)} refused" + (", nothing stored" if errors and not stored else ""))
+    if errors and not stored:
+        raise SystemExit(1)
+
+
+@evidence.command("send")
+@click.option("--contract", "contract_id", required=True)
+@click.option("--supplier", required=True, help="Your supplier id (written as the actor).")
+@click.option("--evidence-id", required=True)
+@click.option("--measure", required=True)
+@click.option("--quantity", required=True)
+@click.option("--unit", default="", help="The measure's unit (checked by the stream).")
+@click.option("--period", required=True, help="START..END as YYYY-MM-DD..YYYY-MM-DD.")
+@click.option("--description", default="")
+def evidence_send(contract_id: str, supplier: str, evidence_id: str, measure: str,
+                  quantity: str, unit: str, period: str, description: str) -> None:
+    """Send one evidence event straight to the Kafka topic (the direct-integration path).
+
+    The stream checks it with the same rules as the API; a refusal shows up in
+    'svmon evidence rejections' and the API's /v1/rejections.
+    """
+    from streams.client import send_evidence
+
+    start, _, end = period.partition("..")
+    try:
+        event = send_evidence(_settings(), contract_id=contract_id, supplier=supplier,
+                              evidence_id=evidence_id, measure=measure, quantity=quantity,
+                              unit=unit, period_start=start, period_end=end,
+                              description=description)
+    except SvmonError as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(f"sent {event.event_id} to {_settings().events_topic}")
+
+
+@evidence.command("rejections")
+@click.option("--contract", "contract_id", default=None)
+@click.option("--supplier", default=None, help="Only this supplier's contracts.")
+@click.option("--json", "as_json", is_flag=True)
+def evidence_rejections(contract_id: str | None, supplier: str | None, as_json: bool) -> None:
+    """Events the stream refused, newest first, with the field and the reason."""
+    from models.ingest import IngestStore, Principal
+    from svmon.bootstrap import repository
+
+    store = IngestStore(repository(_settings()))
+    if contract_id:
+        ids = [contract_id]
+    elif supplier:
+        ids = [c["contract_id"] for c in store.contracts_of(Principal("supplier", supplier))]
+    else:
+        ids = store.repo.contract_ids()
+    rows = store.rejections(ids, limit=1000)
+    if as_json:
+        click.echo(json.dumps(rows, default=str, indent=2))
+        return
+    for r in rows:
+        click.echo(f"{r['at']:%Y-%m-%d %H:%M}  {r['contract_id'] or '-':<10} "
+                   f"{r['event_id'] or '-':<30} {r['reason']}")
+    click.echo(f"{len(rows)} rejections")
 
 
 @main.group()

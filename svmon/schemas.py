@@ -99,6 +99,12 @@ def _text(v: Any, f: str, ids: Ids) -> str:
     return v
 
 
+def _unit(v: Any, f: str, ids: Ids) -> str:
+    if not isinstance(v, str) or len(v) > 60 or not v.isprintable() or not _storable(v):
+        raise _err(f, "a unit of at most 60 printable characters, such as 'hours'", v, ids)
+    return v
+
+
 def _name(v: Any, f: str, ids: Ids) -> str:
     s = _text(v, f, ids)
     if not s.strip():
@@ -216,7 +222,7 @@ _DATA: dict[type[ev.ContractEvent], dict[str, tuple[Reader, Any]]] = {
         "evidence_id": (_ident, REQUIRED), "measure": (_ident, REQUIRED),
         "quantity": (_positive, REQUIRED), "period_start": (_date, REQUIRED),
         "period_end": (_date, REQUIRED), "description": (_text, ""),
-        "attachments": (_attachments, ()),
+        "attachments": (_attachments, ()), "unit": (_unit, ""),
     },
     ev.EvidenceVerified: {"evidence_id": (_ident, REQUIRED), "note": (_text, "")},
     ev.EvidenceRejected: {"evidence_id": (_ident, REQUIRED), "reason": (_name, REQUIRED)},
@@ -225,6 +231,56 @@ _DATA: dict[type[ev.ContractEvent], dict[str, tuple[Reader, Any]]] = {
 }
 _BY_NAME = {t.__name__: t for t in _DATA}
 EVENT_TYPE_NAMES = tuple(_BY_NAME)
+
+
+# ------------------------------------------------------------- JSON Schema
+# What each reader accepts, as JSON Schema, for the HTTP API's OpenAPI document. The
+# readers stay the authority: they also check what JSON Schema cannot say (printable
+# characters, valid calendar dates in range, at most 6 decimal places).
+
+_NUMBER = {"anyOf": [{"type": "string", "pattern": f"^{_DECIMAL.pattern}$"},
+                     {"type": "number"}],
+           "description": "a decimal number; a string keeps it exact"}
+IDENT_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH,
+                 "pattern": "^\\S+$"}
+_JSON: dict[Reader, dict[str, Any]] = {
+    _ident: IDENT_SCHEMA,
+    _optional_ident: {"type": "string", "maxLength": MAX_ID_LENGTH, "pattern": "^\\S*$"},
+    _text: {"type": "string", "maxLength": MAX_TEXT_LENGTH},
+    _name: {"type": "string", "minLength": 1, "maxLength": MAX_TEXT_LENGTH},
+    _unit: {"type": "string", "maxLength": 60},
+    _positive: {**_NUMBER, "description": "a decimal number greater than 0"},
+    _non_negative: {**_NUMBER, "description": "a decimal number, 0 or more"},
+    _date: {"type": "string", "format": "date"},
+    _datetime: {"type": "string", "format": "date-time"},
+    _days: {"type": "integer", "minimum": 1, "maximum": 3660},
+    _attachments: {"type": "array", "maxItems": 50, "items": {
+        "type": "object", "required": ["name", "sha256"], "additionalProperties": False,
+        "properties": {"name": {"type": "string", "minLength": 1},
+                       "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                       "uri": {"type": "string"}}}},
+}
+
+
+def data_json_schema(type_name: str, *, required: tuple[str, ...] = (),
+                     exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    """JSON Schema of one event type's ``data`` object (``required`` adds to its own)."""
+    from svmon.core.rules import POLICY_KEYS
+
+    spec = _DATA[_BY_NAME[type_name]]
+    props: dict[str, Any] = {}
+    for name, (reader, _) in spec.items():
+        if name in exclude:
+            continue
+        if reader is _policy:
+            props[name] = {"type": "object", "additionalProperties": False,
+                           "properties": {k: _JSON[_non_negative] for k in POLICY_KEYS}}
+        else:
+            props[name] = dict(_JSON[reader])
+    needed = [n for n, (_, default) in spec.items() if default is REQUIRED and n not in exclude]
+    needed += [n for n in required if n not in needed]
+    return {"type": "object", "properties": props, "required": needed,
+            "additionalProperties": False}
 
 
 def _reject_constant(name: str) -> Any:

@@ -15,6 +15,8 @@
 | ``SVMON_WEBHOOK_SECRET`` | (none: no webhooks) | HMAC key of webhook signatures |
 | ``SVMON_DASHBOARD_URL`` | Voila's contract page | link put in alerts |
 | ``SVMON_ESCALATE_HOURS`` | ``24`` | unacknowledged alerts go to the deputy after this |
+| ``SVMON_API_HOST`` / ``SVMON_API_PORT`` | ``127.0.0.1`` / ``8080`` | where the HTTP API listens |
+| ``SVMON_REDELIVER_SECONDS`` | ``30`` | publish an unsettled received event again after this |
 """
 
 from __future__ import annotations
@@ -48,6 +50,9 @@ class Settings:
     dashboard_url: str = "http://127.0.0.1:8866/voila/render/contract.ipynb"
     escalate_hours: float = 24.0
     dispatch_lease_seconds: float = 30.0
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    redeliver_seconds: float = 30.0
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -87,7 +92,9 @@ class Settings:
                 "SVMON_DASHBOARD_URL": self.dashboard_url,
                 "SVMON_ESCALATE_HOURS": str(self.escalate_hours),
                 "SVMON_DISPATCH_LEASE_SECONDS": str(self.dispatch_lease_seconds),
-                "SVMON_FETCH_MAX_WAIT_MS": str(self.fetch_max_wait_ms)}
+                "SVMON_FETCH_MAX_WAIT_MS": str(self.fetch_max_wait_ms),
+                "SVMON_API_HOST": self.api_host, "SVMON_API_PORT": str(self.api_port),
+                "SVMON_REDELIVER_SECONDS": str(self.redeliver_seconds)}
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -113,4 +120,7 @@ class Settings:
             dispatch_lease_seconds=float(e.get("SVMON_DISPATCH_LEASE_SECONDS",
                                                cls.dispatch_lease_seconds)),
             fetch_max_wait_ms=int(e.get("SVMON_FETCH_MAX_WAIT_MS", cls.fetch_max_wait_ms)),
+            api_host=e.get("SVMON_API_HOST", cls.api_host),
+            api_port=int(e.get("SVMON_API_PORT", cls.api_port)),
+            redeliver_seconds=float(e.get("SVMON_REDELIVER_SECONDS", cls.redeliver_seconds)),
         )

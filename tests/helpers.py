@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
+from models.ingest import IngestStore
 from models.repository import Repository
 from streams.processor import Record, decode_all, process
 from svmon.core import events as ev
@@ -33,3 +34,20 @@ def feed(repo: Repository, events: Sequence[ev.ContractEvent], batch: int = 200,
         store.update(b.states)
         times.append(clock)
     return times
+
+
+def drain_inbox(repo: Repository, inbox: IngestStore,
+                store: dict[str, ContractState] | None = None, copies: int = 1) -> int:
+    """Deliver every unsettled inbox event to the worker's code path ``copies`` times
+    (what relay + broker + worker do, minus Kafka); returns the records processed."""
+    rows = inbox.due(datetime(2200, 1, 1, tzinfo=UTC), limit=100_000)
+    store = {} if store is None else store
+    records = [Record("t", 0, n, cid.encode(), payload.encode())
+               for n, (_, cid, payload, _) in enumerate(rows * copies)]
+    for i in range(0, len(records), 200):
+        decoded = decode_all(records[i:i + 200])
+        gate = repo.seed_gate([key_of(e) for _, e in decoded if not isinstance(e, InvalidInput)])
+        b = process(decoded, store.get, repo.catalogue, "test", gate=gate)
+        repo.apply_batch(b)
+        store.update(b.states)
+    return len(records)

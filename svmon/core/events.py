@@ -76,6 +76,9 @@ class EvidenceSubmitted(ContractEvent):
     period_end: date
     description: str = ""
     attachments: tuple[Attachment, ...] = field(default_factory=tuple)
+    # the unit the supplier meant; when given it must be the measure's unit, which
+    # catches hours posted against a £ measure before they are priced
+    unit: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

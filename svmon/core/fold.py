@@ -115,6 +115,10 @@ def _evidence(s: ContractState, e: ev.ContractEvent, evidence_id: str) -> Eviden
                       evidence_id) from None
 
 
+def _unit_key(unit: str) -> str:
+    return " ".join(unit.casefold().split())
+
+
 def _bump(s: ContractState, **changes: Any) -> ContractState:
     return evolve(s, version=s.version + 1, **changes)
 
@@ -246,13 +250,18 @@ def _submitted(s: ContractState, e: ev.EvidenceSubmitted, cat: Catalogue, _: Pol
     terms = _terms(s, e)
     if e.evidence_id in s.evidence:
         return s, NOTHING
-    _measure(cat, terms, e, e.measure)
+    measure = _measure(cat, terms, e, e.measure)
+    if e.unit and _unit_key(e.unit) != _unit_key(measure.unit):
+        raise _reject(e, "unit", f"the unit of measure {measure.code}, {measure.unit!r}", e.unit)
+    if _unit_key(measure.unit) == "%" and e.quantity > 100:
+        raise _reject(e, "quantity", f"a percentage of at most 100 ({measure.code} is in %)",
+                      str(e.quantity))
     if e.period_start < terms.start or e.period_end > terms.end:
         raise _reject(e, "period", f"within the term {terms.start}..{terms.end}",
                       f"{e.period_start}..{e.period_end}")
-    if e.period_start > e.occurred_at.date():
-        raise _reject(e, "period_start", f"not after the submission date {e.occurred_at.date()}",
-                      e.period_start.isoformat())
+    if e.period_end > e.occurred_at.date():  # delivery is reported once it has happened
+        raise _reject(e, "period_end", f"not after the submission date {e.occurred_at.date()}",
+                      e.period_end.isoformat())
     rec = EvidenceRecord(
         evidence_id=e.evidence_id, measure=e.measure, quantity=e.quantity,
         period_start=e.period_start, period_end=e.period_end, status="submitted",

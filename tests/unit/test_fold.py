@@ -427,10 +427,25 @@ def test_evidence_period_outside_the_term_is_rejected(start: str, end: str) -> N
     assert err.got == f"{start}..{end}"
 
 
-def test_evidence_for_a_period_not_yet_begun_is_rejected() -> None:
-    err = _reject(_registered_state(),
-                  submitted("E9", "NT1", "1", "2025-03-01", "2025-03-31", "2025-02-15"))
-    assert err.field == "period_start"
+@pytest.mark.parametrize("start, end", [
+    ("2025-03-01", "2025-03-31"),  # not yet begun
+    ("2025-02-01", "2025-02-28"),  # begun but not yet over
+])
+def test_evidence_for_a_period_not_yet_over_is_rejected(start: str, end: str) -> None:
+    err = _reject(_registered_state(), submitted("E9", "NT1", "1", start, end, "2025-02-15"))
+    assert err.field == "period_end"
+    assert err.got == end
+
+
+def test_evidence_in_another_unit_than_the_measure_is_rejected() -> None:
+    e = replace(submitted("E9", "NT1", "1", "2025-01-01", "2025-01-31", "2025-02-15"),
+                unit="hours")
+    err = _reject(_registered_state(), e)
+    assert err.field == "unit"
+    assert "no. people FTE" in err.expected
+    ok = replace(e, unit="No. People  FTE")  # case and spacing do not matter
+    s, _ = fold(_registered_state(), ok, CATALOGUE)
+    assert s.totals_for("NT1").claimed == Decimal(1)
 
 
 @pytest.mark.parametrize("due", ["2024-12-31", "2026-01-01"])

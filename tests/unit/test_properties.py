@@ -94,7 +94,8 @@ def contract_logs(draw: st.DrawFn, cid: str = "C-001") -> Log:
                 event_id=evidence_id, contract_id=cid, occurred_at=now, actor=draw(idents),
                 evidence_id=evidence_id, measure=draw(st.sampled_from(measures)),
                 quantity=draw(amounts), period_start=period_start,
-                period_end=draw(st.dates(period_start, end)), description=draw(texts),
+                period_end=draw(st.dates(period_start, min(end, now.date()))),
+                description=draw(texts),
                 attachments=draw(attachments)))
         elif action == "decide" and evidence:
             target = draw(st.sampled_from(evidence))

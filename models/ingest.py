@@ -1,0 +1,353 @@
+"""Persistence of the ingestion side: API tokens and the inbox of received events.
+
+The inbox is the durable acknowledgement of the HTTP API: a receipt is returned only
+after the event's row is committed here. A relay publishes rows that the worker has
+not settled yet (again, with backoff, because the embedded broker forgets everything
+when it restarts); the worker settles a row in the transaction that journals or
+refuses its event (``Repository._settle_inbox``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from models.repository import Repository, T
+from models.tables import (
+    ApiToken,
+    ChainHead,
+    ContractRow,
+    DeadLetterRow,
+    EvidenceRow,
+    InboxRow,
+    JournalEntry,
+    MeasureTotalRow,
+)
+from svmon.core.errors import InvalidInput, SvmonError
+from svmon.schemas import now_utc
+
+TOKEN_PREFIX = "svm"
+KINDS = ("supplier", "manager")
+MAX_REDELIVERY = timedelta(minutes=10)
+
+
+class Conflict(InvalidInput):
+    """An event id already used on this contract for a different request."""
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a request comes from: a supplier (by supplier id) or a manager (by id)."""
+
+    kind: str  # supplier | manager
+    party: str
+    token_id: str = ""
+
+    @property
+    def actor(self) -> str:
+        """The actor written on events: managers by their id (as alerts name them),
+        suppliers as ``supplier:<id>``."""
+        return self.party if self.kind == "manager" else f"supplier:{self.party}"
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """One event to receive: its wire form and a digest of what the client asked."""
+
+    contract_id: str
+    event_id: str
+    type: str
+    payload: str
+    request_sha256: str
+
+
+def request_digest(type_name: str, actor: str, data: Any) -> str:
+    """Identifies a request apart from server-assigned fields (the receive time), so a
+    client's retry matches its first attempt."""
+    body = json.dumps([type_name, actor, data], sort_keys=True, separators=(",", ":"),
+                      default=str)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class IngestStore:
+    def __init__(self, repo: Repository) -> None:
+        self.repo = repo
+        self.engine = repo.engine
+
+    # ----------------------------------------------------------------- tokens
+
+    def create_token(self, kind: str, party: str, label: str = "") -> tuple[str, str]:
+        """A new token for ``party``: returns (token id, the token). The token itself is
+        shown once and never stored."""
+        if kind not in KINDS:
+            raise InvalidInput("kind", f"one of {', '.join(KINDS)}", kind)
+        if not party or any(c.isspace() for c in party) or len(party) > 128:
+            raise InvalidInput("party", "an id of 1-128 characters without spaces", party)
+        token_id = secrets.token_hex(6)
+        token = f"{TOKEN_PREFIX}_{token_id}_{secrets.token_urlsafe(32)}"
+        with self.engine.begin() as conn:
+            conn.execute(T(ApiToken).insert(), [dict(
+                token_id=token_id, token_hash=hash_token(token), kind=kind, party=party,
+                label=label[:200], created_at=now_utc())])
+        return token_id, token
+
+    def revoke_token(self, token_id: str) -> bool:
+        t = T(ApiToken)
+        with self.engine.begin() as conn:
+            n = conn.execute(update(t).where(t.c.token_id == token_id,
+                                             t.c.revoked_at.is_(None))
+                             .values(revoked_at=now_utc())).rowcount
+        return bool(n)
+
+    def tokens(self) -> list[dict[str, Any]]:
+        t = T(ApiToken)
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t).order_by(t.c.created_at)).mappings().all()
+        return [{k: v for k, v in r.items() if k != "token_hash"} for r in rows]
+
+    def principal(self, token: str) -> Principal | str:
+        """The principal a token stands for, or why it stands for none."""
+        t = T(ApiToken)
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.c.token_id, t.c.kind, t.c.party, t.c.revoked_at)
+                               .where(t.c.token_hash == hash_token(token))).first()
+        if row is None:
+            return "unknown token"
+        if row.revoked_at is not None:
+            return f"token {row.token_id} was revoked"
+        return Principal(row.kind, row.party, row.token_id)
+
+    # ------------------------------------------------------------------ inbox
+
+    def receive(self, items: Sequence[Incoming], principal: Principal, channel: str
+                ) -> list[tuple[dict[str, Any], bool]]:
+        """Store every item or none; returns (receipt, replayed) per item.
+
+        An event id already received on the contract with the same request is a retry:
+        its original receipt comes back and nothing is stored twice. The same id with a
+        different request raises :class:`Conflict`.
+        """
+        for attempt in range(3):
+            try:
+                return self._receive_once(items, principal, channel)
+            except IntegrityError:  # a concurrent request stored one of these ids first
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _receive_once(self, items: Sequence[Incoming], principal: Principal, channel: str
+                      ) -> list[tuple[dict[str, Any], bool]]:
+        t = T(InboxRow)
+        now = now_utc()
+        out: list[tuple[dict[str, Any], bool]] = []
+        with self.engine.begin() as conn:
+            existing = self._existing(conn, [(i.contract_id, i.event_id) for i in items])
+            new_rows, seen = [], {}
+            for i in items:
+                key = (i.contract_id, i.event_id)
+                old = existing.get(key) or seen.get(key)
+                if old is not None:
+                    if old["request_sha256"] != i.request_sha256:
+                        raise Conflict("event_id", "an id not already used on this contract "
+                                       "for a different request", i.event_id,
+                                       contract_id=i.contract_id, event_id=i.event_id)
+                    out.append((receipt(old), True))
+                    continue
+                row = dict(contract_id=i.contract_id, event_id=i.event_id, type=i.type,
+                           payload=i.payload, request_sha256=i.request_sha256,
+                           submitted_by=principal.actor, token_id=principal.token_id,
+                           channel=channel, received_at=now, next_publish_at=now,
+                           outcome="pending", reason="")
+                new_rows.append(row)
+                seen[key] = {**row, "settled_at": None}
+                out.append((receipt(seen[key]), False))
+            if new_rows:
+                conn.execute(t.insert(), new_rows)
+        return out
+
+    def _existing(self, conn: Any, keys: Sequence[tuple[str, str]]
+                  ) -> dict[tuple[str, str], dict[str, Any]]:
+        t = T(InboxRow)
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        by_contract: dict[str, list[str]] = {}
+        for c, e in keys:
+            by_contract.setdefault(c, []).append(e)
+        for c, ids in by_contract.items():
+            for r in conn.execute(select(t).where(t.c.contract_id == c,
+                                                  t.c.event_id.in_(ids))).mappings():
+                found[(c, r["event_id"])] = dict(r)
+        return found
+
+    def known(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """(contract, event id) already received -> the digest of its request."""
+        if not keys:
+            return {}
+        with self.engine.connect() as conn:
+            return {k: r["request_sha256"] for k, r in self._existing(conn, keys).items()}
+
+    def receipt(self, contract_id: str, event_id: str) -> dict[str, Any] | None:
+        t = T(InboxRow)
+        with self.engine.connect() as conn:
+            r = conn.execute(select(t).where(t.c.contract_id == contract_id,
+                                             t.c.event_id == event_id)).mappings().first()
+        return receipt(r) if r else None
+
+    def pending(self, contract_id: str, after_id: int = 0) -> list[tuple[int, str]]:
+        """(inbox id, payload) of the contract's unsettled events, in order of receipt."""
+        t = T(InboxRow)
+        with self.engine.connect() as conn:
+            return [(r.id, r.payload) for r in conn.execute(
+                select(t.c.id, t.c.payload).where(t.c.contract_id == contract_id,
+                                                  t.c.settled_at.is_(None), t.c.id > after_id)
+                .order_by(t.c.id))]
+
+    def due(self, now: datetime, limit: int = 1000) -> list[tuple[int, str, str, int]]:
+        """(id, contract id, payload, attempts) of unsettled events due to (re)publish."""
+        t = T(InboxRow)
+        with self.engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(  # type: ignore[misc]
+                select(t.c.id, t.c.contract_id, t.c.payload, t.c.publish_attempts)
+                .where(t.c.settled_at.is_(None), t.c.next_publish_at <= now)
+                .order_by(t.c.id).limit(limit))]
+
+    def published(self, rows: Iterable[tuple[int, int]], now: datetime,
+                  redeliver: timedelta) -> None:
+        """Record a publish of (id, attempts before it); the next one waits twice as long."""
+        t = T(InboxRow)
+        by_attempts: dict[int, list[int]] = {}
+        for row_id, attempts in rows:
+            by_attempts.setdefault(attempts, []).append(row_id)
+        with self.engine.begin() as conn:
+            for attempts, ids in by_attempts.items():
+                wait = min(redeliver * 2 ** min(attempts, 16), MAX_REDELIVERY)
+                conn.execute(update(t).where(t.c.id.in_(ids)).values(
+                    published_at=now, publish_attempts=attempts + 1,
+                    next_publish_at=now + wait))
+
+    def republish_all(self) -> int:
+        """Make every unsettled event due now (after the broker lost its log)."""
+        t = T(InboxRow)
+        with self.engine.begin() as conn:
+            return int(conn.execute(update(t).where(t.c.settled_at.is_(None))
+                                    .values(next_publish_at=now_utc())).rowcount)
+
+    def counts(self) -> dict[str, int]:
+        t = T(InboxRow)
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.c.outcome, func.count()).group_by(t.c.outcome)).all()
+        return {o: int(n) for o, n in rows}
+
+    # ---------------------------------------------------------------- reading
+
+    def contracts_of(self, principal: Principal) -> list[dict[str, Any]]:
+        c = T(ContractRow)
+        where = c.c.supplier_id == principal.party if principal.kind == "supplier" else \
+            or_(c.c.manager == principal.party, c.c.deputy == principal.party)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(
+                select(c).where(where).order_by(c.c.contract_id)).mappings()]
+
+    def contract_detail(self, contract_id: str) -> dict[str, Any]:
+        m, e = T(MeasureTotalRow), T(EvidenceRow)
+        with self.engine.connect() as conn:
+            totals = [dict(r) for r in conn.execute(
+                select(m).where(m.c.contract_id == contract_id).order_by(m.c.measure))
+                .mappings()]
+            evidence = [dict(r) for r in conn.execute(
+                select(e).where(e.c.contract_id == contract_id)
+                .order_by(e.c.submitted_at, e.c.evidence_id)).mappings()]
+        return {"totals": totals, "evidence": evidence}
+
+    def submissions(self, contract_ids: Sequence[str], outcome: str | None = None,
+                    limit: int = 100, before: int | None = None,
+                    submitted_by: str | None = None) -> list[dict[str, Any]]:
+        """Received events on these contracts (or sent by ``submitted_by``, which covers
+        contracts the worker has not registered yet), newest first, with the evidence's
+        review status where the event concerns evidence."""
+        t, e = T(InboxRow), T(EvidenceRow)
+        if not contract_ids and not submitted_by:
+            return []
+        q = select(t).where(or_(t.c.contract_id.in_(list(contract_ids)),
+                                t.c.submitted_by == (submitted_by or "")))
+        if outcome:
+            q = q.where(t.c.outcome == outcome)
+        if before is not None:
+            q = q.where(t.c.id < before)
+        with self.engine.connect() as conn:
+            rows = [dict(r) for r in conn.execute(q.order_by(t.c.id.desc()).limit(limit))
+                    .mappings()]
+            wanted = {(r["contract_id"], json.loads(r["payload"])["data"].get("evidence_id"))
+                      for r in rows}
+            wanted = {k for k in wanted if k[1]}
+            status = {}
+            if wanted:
+                for r in conn.execute(select(e).where(
+                        or_(*[and_(e.c.contract_id == c, e.c.evidence_id == x)
+                              for c, x in wanted]))).mappings():
+                    status[(r["contract_id"], r["evidence_id"])] = r
+        out = []
+        for r in rows:
+            data = json.loads(r["payload"])["data"]
+            item = {**receipt(r), "id": r["id"], "submitted_by": r["submitted_by"],
+                    "channel": r["channel"], "data": data}
+            ev = status.get((r["contract_id"], data.get("evidence_id")))
+            if ev is not None:
+                item["evidence"] = {"status": ev["status"], "decided_by": ev["decided_by"],
+                                    "decided_at": ev["decided_at"], "reason": ev["reason"]}
+            out.append(item)
+        return out
+
+    def rejections(self, contract_ids: Sequence[str], limit: int = 100
+                   ) -> list[dict[str, Any]]:
+        """Records the stream refused on these contracts (from any channel), newest first."""
+        d = T(DeadLetterRow)
+        if not contract_ids:
+            return []
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(d.c.id, d.c.contract_id, d.c.event_id, d.c.error, d.c.field,
+                       d.c.reason, d.c.at, d.c.topic, d.c.partition, d.c.offset)
+                .where(or_(d.c.contract_id.in_(list(contract_ids)),
+                           and_(d.c.contract_id.is_(None), d.c.key.in_(list(contract_ids)))))
+                .order_by(d.c.id.desc()).limit(limit)).mappings().all()
+        return [dict(r) for r in rows]
+
+    def chain_length(self, contract_id: str) -> int:
+        h = T(ChainHead)
+        with self.engine.connect() as conn:
+            n = conn.execute(select(h.c.length).where(h.c.contract_id == contract_id)).scalar()
+        return int(n or 0)
+
+    def journal_since(self, contract_id: str, after_chain_seq: int) -> list[tuple[int, str]]:
+        j = T(JournalEntry)
+        with self.engine.connect() as conn:
+            return [(r.chain_seq, r.payload) for r in conn.execute(
+                select(j.c.chain_seq, j.c.payload)
+                .where(j.c.contract_id == contract_id, j.c.chain_seq > after_chain_seq)
+                .order_by(j.c.chain_seq))]
+
+
+def receipt(r: Any) -> dict[str, Any]:
+    """What a client gets back for an event it sent (the same on every retry)."""
+    status = r["outcome"] if r.get("settled_at") is not None else "pending"
+    out = {"contract_id": r["contract_id"], "event_id": r["event_id"], "type": r["type"],
+           "received_at": r["received_at"], "status": status}
+    if status == "refused":
+        out["reason"] = r["reason"]
+    return out
+
+
+class NotFound(SvmonError, LookupError):
+    """No such contract, evidence or event (that this party may see)."""

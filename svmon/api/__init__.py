@@ -1,0 +1,1 @@
+"""The ingestion API: suppliers report evidence, contract managers review it."""

@@ -1,0 +1,312 @@
+"""The HTTP API: a Starlette (ASGI) app over :class:`~svmon.api.service.IngestService`.
+
+Routes are thin: read and limit the body, check its content type, authenticate, call
+the service in a worker thread (the service talks to the database synchronously) and
+map errors to status codes. Every refusal is a 4xx whose JSON body names the field,
+what was expected and what came; anything else is a defect and logged as one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from models.ingest import Conflict, NotFound, Principal
+from models.repository import NotAllowed
+from svmon.api import csvio
+from svmon.api.openapi import document
+from svmon.api.service import IngestService, ItemErrors, Unauthorized
+from svmon.core.errors import InvalidInput, SchemaError
+from svmon.schemas import MAX_MESSAGE_BYTES, parse_json
+
+log = logging.getLogger(__name__)
+MAX_JSON_BATCH_BYTES = 2 * 1024 * 1024
+OPENAPI_PATH = "/v1/openapi.json"
+
+
+class BodyError(Exception):
+    def __init__(self, status: int, error: str, field: str, expected: str, got: str) -> None:
+        super().__init__(f"{field!r} must be {expected} (got {got})")
+        self.status, self.error = status, error
+        self.field, self.expected, self.got = field, expected, got
+
+
+def _default(v: Any) -> Any:
+    if isinstance(v, datetime | date):
+        return v.isoformat()
+    if isinstance(v, Decimal):
+        return str(v)
+    raise TypeError(f"not JSON serialisable: {type(v).__name__}")
+
+
+class Json(JSONResponse):
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, default=_default, separators=(",", ":")).encode()
+
+
+def _error(status: int, error: str, message: str, **extra: Any) -> Json:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return Json({"error": error, "message": message, **extra}, status, headers=headers)
+
+
+def _failure(err: Exception) -> Json:
+    """The response for a refusal (never a 5xx: these are all about the request)."""
+    if isinstance(err, Unauthorized):
+        return _error(401, "unauthorized", str(err))
+    if isinstance(err, NotAllowed):
+        return _error(403, "forbidden", str(err))
+    if isinstance(err, NotFound):
+        return _error(404, "not_found", str(err))
+    if isinstance(err, BodyError):
+        return _error(err.status, err.error, str(err), field=err.field,
+                      expected=err.expected, got=err.got)
+    if isinstance(err, ItemErrors):
+        kinds = [type(e.error) for e in err.errors]
+        status = 403 if NotAllowed in kinds else 404 if NotFound in kinds else \
+            409 if Conflict in kinds else 422
+        return _error(status, "refused", f"nothing was stored: {err}",
+                      errors=[e.as_dict(err.label) for e in err.errors])
+    if isinstance(err, InvalidInput):
+        d = err.as_dict()
+        status = 409 if isinstance(err, Conflict) else 422
+        return _error(status, "conflict" if status == 409 else "invalid", d.pop("message"),
+                      **{k: v for k, v in d.items() if k != "error"})
+    raise err
+
+
+async def _body(request: Request, limit: int, media: str = "application/json") -> bytes:
+    ctype = request.headers.get("content-type", "")
+    if ctype.split(";")[0].strip().lower() != media:
+        raise BodyError(415, "unsupported_media_type", "content-type", media, repr(ctype))
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise BodyError(413, "too_large", "body", f"at most {limit} bytes",
+                        f"{declared} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyError(413, "too_large", "body", f"at most {limit} bytes",
+                            f"more than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _json(request: Request, limit: int = MAX_MESSAGE_BYTES,
+                optional: bool = False) -> Any:
+    if optional and not request.headers.get("content-type") and \
+            request.headers.get("content-length", "0") == "0":
+        return None
+    raw = await _body(request, limit)
+    if optional and not raw:
+        return None
+    try:
+        return parse_json(raw) if len(raw) <= MAX_MESSAGE_BYTES else \
+            json.loads(raw, parse_float=Decimal, parse_constant=_no_constant)
+    except SchemaError as err:
+        raise BodyError(400, "malformed", "body", "a UTF-8 JSON object", str(err.got)) \
+            from None
+    except (ValueError, RecursionError) as err:
+        raise BodyError(400, "malformed", "body", "a UTF-8 JSON object", str(err)) from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _query_int(request: Request, name: str, default: int | None, lo: int, hi: int
+               ) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isascii() or not raw.isdigit() or not lo <= int(raw) <= hi:
+        raise InvalidInput(name, f"a whole number from {lo} to {hi}", raw)
+    return int(raw)
+
+
+Handler = Callable[[Request, Principal], Awaitable[Any]]
+
+
+def build_http_app(service: IngestService,
+                   lifespan: Callable[[Starlette], Any] | None = None) -> Starlette:
+    async def call(fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+        return await run_in_threadpool(fn, *args, **kw)
+
+    def endpoint(handler: Handler, status: int = 200) -> Callable[[Request], Awaitable[Response]]:
+        async def run(request: Request) -> Response:
+            try:
+                principal = await call(service.authenticate,
+                                       request.headers.get("authorization"))
+                result = await handler(request, principal)
+            except (Unauthorized, NotAllowed, NotFound, InvalidInput, ItemErrors,
+                    BodyError) as err:
+                return _failure(err)
+            if isinstance(result, Response):
+                return result
+            return Json(result, status)
+        return run
+
+    def path(request: Request, name: str) -> str:
+        return str(request.path_params[name])
+
+    async def me(_: Request, p: Principal) -> Any:
+        return {"kind": p.kind, "party": p.party, "token_id": p.token_id}
+
+    async def list_contracts(_: Request, p: Principal) -> Any:
+        return await call(service.store.contracts_of, p)
+
+    async def register(request: Request, p: Principal) -> Any:
+        return await call(service.register, p, await _json(request))
+
+    async def get_contract(request: Request, p: Principal) -> Any:
+        cid = path(request, "contract_id")
+        state = await call(service.visible_contract, p, cid)
+        detail = await call(service.store.contract_detail, cid)
+        t = state.terms
+        return {"contract_id": cid, "title": t.title, "buyer": t.buyer,
+                "supplier_id": t.supplier_id, "supplier_name": t.supplier_name,
+                "start": t.start, "end": t.end, "manager": t.manager,
+                "catalogue_edition": t.catalogue_edition, **detail}
+
+    def event_route(type_name: str, parts: Callable[[Any], tuple[object, ...]]) -> Handler:
+        async def run(request: Request, p: Principal) -> Any:
+            body = await _json(request)
+            cid = path(request, "contract_id")
+            fields = body if isinstance(body, dict) else {}
+            return await call(service.one, p, type_name, cid, body, parts(fields))
+        return run
+
+    async def evidence_one(request: Request, p: Principal) -> Any:
+        body = await _json(request)
+        item = {**body, "contract_id": path(request, "contract_id")} \
+            if isinstance(body, dict) else body
+        if isinstance(body, dict) and "contract_id" in body:
+            raise InvalidInput("contract_id", "absent from the body (it is in the path)",
+                               body["contract_id"])
+        try:
+            receipts, _ = await call(service.submit_evidence, p, [(0, item)])
+        except ItemErrors as err:
+            raise err.errors[0].error from None
+        return receipts[0]
+
+    async def evidence_batch(request: Request, p: Principal) -> Any:
+        body = await _json(request, MAX_JSON_BATCH_BYTES)
+        if not isinstance(body, dict) or set(body) != {"items"} \
+                or not isinstance(body["items"], list) or not body["items"]:
+            raise SchemaError("body", 'an object {"items": [...]} with 1-500 evidence items',
+                              type(body).__name__ if not isinstance(body, dict) else
+                              sorted(body))
+        receipts, _ = await call(service.submit_evidence, p, list(enumerate(body["items"])))
+        return {"receipts": receipts}
+
+    async def evidence_csv(request: Request, p: Principal) -> Any:
+        mode = request.query_params.get("mode", "all")
+        if mode not in csvio.MODES:
+            raise InvalidInput("mode", f"one of {', '.join(csvio.MODES)}", mode)
+        raw = await _body(request, csvio.MAX_CSV_BYTES, "text/csv")
+        rows = await call(csvio.read_rows, raw)
+        try:
+            receipts, errors = await call(service.submit_evidence, p, rows, "csv",
+                                          partial=mode == "valid")
+        except ItemErrors as err:
+            err.label = "row"
+            raise
+        result = {"receipts": receipts, "errors": [e.as_dict("row") for e in errors]}
+        if not receipts and errors:
+            return _error(422, "refused", f"no row was stored ({len(errors)} refused)",
+                          errors=result["errors"])
+        return result
+
+    def decision(action: str) -> Handler:
+        async def run(request: Request, p: Principal) -> Any:
+            body = await _json(request, optional=action != "reject")
+            return await call(service.decide, p, path(request, "contract_id"),
+                              path(request, "evidence_id"), action, body)
+        return run
+
+    async def submissions(request: Request, p: Principal) -> Any:
+        status = request.query_params.get("status")
+        if status is not None and status not in ("pending", "accepted", "refused"):
+            raise InvalidInput("status", "one of pending, accepted, refused", status)
+        limit = _query_int(request, "limit", 100, 1, 1000)
+        before = _query_int(request, "before", None, 1, 2**62)
+        ids = await call(service.contract_ids, p, request.query_params.get("contract_id"))
+        return await call(service.store.submissions, ids, status, limit or 100, before,
+                          None if request.query_params.get("contract_id") else p.actor)
+
+    async def rejections(request: Request, p: Principal) -> Any:
+        limit = _query_int(request, "limit", 100, 1, 1000)
+        ids = await call(service.contract_ids, p, request.query_params.get("contract_id"))
+        return await call(service.store.rejections, ids, limit or 100)
+
+    async def get_receipt(request: Request, p: Principal) -> Any:
+        return await call(service.receipt, p, path(request, "contract_id"),
+                          path(request, "event_id"))
+
+    async def health(_: Request) -> Response:
+        return Json({"status": "ok"})
+
+    spec = document()
+
+    async def openapi(_: Request) -> Response:
+        return Json(spec)
+
+    routes = [
+        Route("/v1/health", health),
+        Route(OPENAPI_PATH, openapi),
+        Route("/v1/me", endpoint(me)),
+        Route("/v1/contracts", endpoint(list_contracts), methods=["GET"]),
+        Route("/v1/contracts", endpoint(register, 202), methods=["POST"]),
+        Route("/v1/contracts/{contract_id}", endpoint(get_contract)),
+        Route("/v1/contracts/{contract_id}/commitments", endpoint(event_route(
+            "CommitmentMade", lambda b: ("commitment", b.get("measure"), b.get("target"))),
+            202), methods=["POST"]),
+        Route("/v1/contracts/{contract_id}/milestones", endpoint(event_route(
+            "MilestoneScheduled", lambda b: ("milestone", b.get("milestone_id"),
+                                             b.get("due"), b.get("cumulative_target"))),
+            202), methods=["POST"]),
+        Route("/v1/contracts/{contract_id}/evidence", endpoint(evidence_one, 202),
+              methods=["POST"]),
+        Route("/v1/evidence", endpoint(evidence_batch, 202), methods=["POST"]),
+        Route("/v1/evidence/csv", endpoint(evidence_csv, 202), methods=["POST"]),
+        *[Route(f"/v1/contracts/{{contract_id}}/evidence/{{evidence_id}}/{a}",
+                endpoint(decision(a), 202), methods=["POST"])
+          for a in ("verify", "reject", "retract")],
+        Route("/v1/contracts/{contract_id}/events/{event_id}", endpoint(get_receipt)),
+        Route("/v1/submissions", endpoint(submissions)),
+        Route("/v1/rejections", endpoint(rejections)),
+    ]
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 405:
+            return _error(405, "method_not_allowed",
+                          f"{request.method} is not allowed on {request.url.path}")
+        return _error(exc.status_code, "not_found" if exc.status_code == 404 else "http",
+                      f"no route {request.method} {request.url.path} (see {OPENAPI_PATH})"
+                      if exc.status_code == 404 else str(exc.detail))
+
+    async def defect(request: Request, exc: Exception) -> Response:
+        log.exception("internal error on %s %s", request.method, request.url.path,
+                      exc_info=exc)
+        return _error(500, "internal", "internal error; it has been logged")
+
+    return Starlette(routes=routes, lifespan=lifespan,
+                     exception_handlers={HTTPException: not_found, Exception: defect})
+
+
+@asynccontextmanager
+async def no_lifespan(_: Starlette) -> AsyncIterator[None]:
+    yield

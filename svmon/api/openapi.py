@@ -1,0 +1,215 @@
+"""The API's OpenAPI 3.1 document, built from the wire schema's field table.
+
+Request bodies come from ``svmon.schemas.data_json_schema``, so the document and the
+decoder cannot drift apart: a field added to an event appears here by itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from svmon import __version__
+from svmon.api.csvio import COLUMNS, MODES
+from svmon.schemas import IDENT_SCHEMA, data_json_schema
+
+ERROR = {"$ref": "#/components/schemas/Error"}
+IDENT = dict(IDENT_SCHEMA)
+ERRORS = {
+    "400": "Malformed body (not JSON, not UTF-8)",
+    "401": "No token, an unknown token or a revoked token",
+    "403": "The token's party may not do this on this contract",
+    "404": "No such contract, evidence or event",
+    "409": "An id already used for something else",
+    "413": "Body too large",
+    "415": "Wrong content type",
+    "422": "Well-formed but refused: each error names the field, what was expected and "
+           "what came",
+}
+
+
+def _errors(*codes: str) -> dict[str, Any]:
+    return {c: {"description": ERRORS[c],
+                "content": {"application/json": {"schema": ERROR}}} for c in codes}
+
+
+def _json_body(schema: dict[str, Any], required: bool = True) -> dict[str, Any]:
+    return {"required": required, "content": {"application/json": {"schema": schema}}}
+
+
+def _with_event_id(schema: dict[str, Any]) -> dict[str, Any]:
+    out = dict(schema)
+    out["properties"] = {**schema["properties"], "event_id": {
+        **IDENT, "description": "Your id for this event; a retry with the same id and "
+        "body is counted once. Default: derived from the body."}}
+    return out
+
+
+def _path(name: str, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "description": description,
+            "schema": {**IDENT, "pattern": "^[^\\s/]+$"}}
+
+
+CID = _path("contract_id", "The contract's id")
+EID = _path("evidence_id", "The evidence's id (the supplier's reference)")
+POST_CODES = ("400", "401", "403", "404", "409", "413", "415", "422")
+
+
+def _accepted(schema: str = "Receipt") -> dict[str, Any]:
+    return {"202": {"description": "Stored durably; the stream will fold it",
+                    "content": {"application/json": {
+                        "schema": {"$ref": f"#/components/schemas/{schema}"}}}}}
+
+
+def _ok(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"200": {"description": description,
+                    "content": {"application/json": {"schema": schema}}}}
+
+
+def document() -> dict[str, Any]:
+    evidence = data_json_schema("EvidenceSubmitted", required=("unit",))
+    evidence["properties"]["unit"]["description"] = \
+        "The measure's unit as the catalogue gives it (e.g. 'no. weeks'); required"
+    evidence_item = _with_event_id(evidence)
+    evidence_item["properties"] = {"contract_id": IDENT, **evidence_item["properties"]}
+    evidence_item["required"] = ["contract_id", *evidence["required"]]
+    contract = data_json_schema("ContractRegistered")
+    contract["properties"] = {"contract_id": IDENT, **contract["properties"]}
+    contract["required"] = ["contract_id", *contract["required"]]
+    decision = {"verify": _with_event_id(data_json_schema("EvidenceVerified",
+                                                          exclude=("evidence_id",))),
+                "reject": _with_event_id(data_json_schema("EvidenceRejected",
+                                                          exclude=("evidence_id",))),
+                "retract": _with_event_id(data_json_schema("EvidenceRetracted",
+                                                           exclude=("evidence_id",)))}
+    paths: dict[str, Any] = {
+        "/v1/health": {"get": {
+            "operationId": "health", "summary": "Liveness (no token needed)", "security": [],
+            "responses": _ok({"type": "object"})}},
+        "/v1/me": {"get": {
+            "operationId": "me", "summary": "Who this token belongs to",
+            "responses": {**_ok({"$ref": "#/components/schemas/Principal"}),
+                          **_errors("401")}}},
+        "/v1/contracts": {
+            "get": {"operationId": "listContracts",
+                    "summary": "Contracts the token's party supplies or manages",
+                    "responses": {**_ok({"type": "array", "items": {"type": "object"}}),
+                                  **_errors("401")}},
+            "post": {"operationId": "registerContract",
+                     "summary": "Register (or amend) a contract you manage",
+                     "requestBody": _json_body(_with_event_id(contract)),
+                     "responses": {**_accepted(), **_errors(*POST_CODES)}}},
+        "/v1/contracts/{contract_id}": {"get": {
+            "operationId": "getContract", "parameters": [CID],
+            "summary": "Terms, claimed and verified totals (units and £), evidence",
+            "responses": {**_ok({"type": "object"}), **_errors("401", "403", "404")}}},
+        "/v1/contracts/{contract_id}/commitments": {"post": {
+            "operationId": "commit", "parameters": [CID],
+            "summary": "Commit the supplier to a target for a measure (managers)",
+            "requestBody": _json_body(_with_event_id(data_json_schema("CommitmentMade"))),
+            "responses": {**_accepted(), **_errors(*POST_CODES)}}},
+        "/v1/contracts/{contract_id}/milestones": {"post": {
+            "operationId": "scheduleMilestone", "parameters": [CID],
+            "summary": "A dated cumulative target for a measure (managers)",
+            "requestBody": _json_body(_with_event_id(data_json_schema(
+                "MilestoneScheduled"))),
+            "responses": {**_accepted(), **_errors(*POST_CODES)}}},
+        "/v1/contracts/{contract_id}/evidence": {"post": {
+            "operationId": "submitEvidence", "parameters": [CID],
+            "summary": "Report delivery against a measure (suppliers)",
+            "requestBody": _json_body(_with_event_id(evidence)),
+            "responses": {**_accepted(), **_errors(*POST_CODES)}}},
+        "/v1/evidence": {"post": {
+            "operationId": "submitEvidenceBatch",
+            "summary": "Up to 500 evidence items, on any of your contracts; all or none",
+            "requestBody": _json_body({
+                "type": "object", "required": ["items"], "additionalProperties": False,
+                "properties": {"items": {"type": "array", "minItems": 1, "maxItems": 500,
+                                         "items": evidence_item}}}),
+            "responses": {**_accepted("Receipts"), **_errors(*POST_CODES)}}},
+        "/v1/evidence/csv": {"post": {
+            "operationId": "uploadEvidenceCsv",
+            "summary": "Evidence as CSV; mode=all stores all rows or none, mode=valid "
+                       "stores the valid rows and reports the others",
+            "parameters": [{"name": "mode", "in": "query", "required": False,
+                            "schema": {"type": "string", "enum": list(MODES)}}],
+            "requestBody": {"required": True, "content": {"text/csv": {"schema": {
+                "type": "string", "description": f"Columns: {', '.join(COLUMNS)}"}}}},
+            "responses": {**_accepted("CsvResult"), **_errors(*POST_CODES)}}},
+        "/v1/submissions": {"get": {
+            "operationId": "listSubmissions",
+            "summary": "Events received on your contracts, newest first, with their status "
+                       "and the evidence's review",
+            "parameters": [
+                {"name": "contract_id", "in": "query", "required": False, "schema": IDENT},
+                {"name": "status", "in": "query", "required": False,
+                 "schema": {"type": "string", "enum": ["pending", "accepted", "refused"]}},
+                {"name": "limit", "in": "query", "required": False,
+                 "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                {"name": "before", "in": "query", "required": False,
+                 "schema": {"type": "integer", "minimum": 1}}],
+            "responses": {**_ok({"type": "array", "items": {"type": "object"}}),
+                          **_errors("401", "403", "404", "422")}}},
+        "/v1/rejections": {"get": {
+            "operationId": "listRejections",
+            "summary": "Events the stream refused on your contracts, from any channel "
+                       "(including the Kafka client)",
+            "parameters": [
+                {"name": "contract_id", "in": "query", "required": False, "schema": IDENT},
+                {"name": "limit", "in": "query", "required": False,
+                 "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
+            "responses": {**_ok({"type": "array", "items": {"type": "object"}}),
+                          **_errors("401", "403", "404", "422")}}},
+        "/v1/contracts/{contract_id}/events/{event_id}": {"get": {
+            "operationId": "getReceipt",
+            "parameters": [CID, _path("event_id", "The event's id")],
+            "summary": "The receipt of an event you sent, with its current status",
+            "responses": {**_ok({"$ref": "#/components/schemas/Receipt"}),
+                          **_errors("401", "403", "404")}}},
+    }
+    for action, schema in decision.items():
+        who = "suppliers" if action == "retract" else "managers"
+        paths[f"/v1/contracts/{{contract_id}}/evidence/{{evidence_id}}/{action}"] = {"post": {
+            "operationId": f"{action}Evidence", "parameters": [CID, EID],
+            "summary": f"{action.capitalize()} evidence ({who})",
+            "requestBody": _json_body(schema, required=action != "reject"),
+            "responses": {**_accepted(), **_errors(*POST_CODES)}}}
+    receipt = {"type": "object", "required": ["contract_id", "event_id", "type", "status",
+                                              "received_at"],
+               "properties": {"contract_id": {"type": "string"},
+                              "event_id": {"type": "string"}, "type": {"type": "string"},
+                              "received_at": {"type": "string", "format": "date-time"},
+                              "status": {"type": "string",
+                                         "enum": ["pending", "accepted", "refused"]},
+                              "reason": {"type": "string"}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Social value contract monitor: ingestion API",
+                 "version": __version__,
+                 "description": "Suppliers report social value delivered; contract managers "
+                                "review it. A 202 means the event is stored durably."},
+        "paths": paths,
+        "security": [{"bearer": []}],
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Receipt": receipt,
+                "Receipts": {"type": "object", "required": ["receipts"],
+                             "properties": {"receipts": {"type": "array", "items": receipt}}},
+                "CsvResult": {"type": "object", "required": ["receipts", "errors"],
+                              "properties": {"receipts": {"type": "array", "items": receipt},
+                                             "errors": {"type": "array",
+                                                        "items": {"type": "object"}}}},
+                "Principal": {"type": "object", "properties": {
+                    "kind": {"type": "string"}, "party": {"type": "string"},
+                    "token_id": {"type": "string"}}},
+                "Error": {"type": "object", "required": ["error", "message"],
+                          "properties": {"error": {"type": "string"},
+                                         "message": {"type": "string", "minLength": 1},
+                                         "field": {"type": ["string", "null"]},
+                                         "expected": {"type": ["string", "null"]},
+                                         "got": {"type": ["string", "null"]},
+                                         "errors": {"type": "array",
+                                                    "items": {"type": "object"}}}},
+            },
+        },
+    }

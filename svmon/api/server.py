@@ -1,0 +1,50 @@
+"""Composition of the API process: service, HTTP app and inbox relay, from settings."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+
+from models.ingest import IngestStore
+from models.repository import Repository
+from svmon.api.http import build_http_app
+from svmon.api.relay import InboxRelay
+from svmon.api.service import IngestService
+from svmon.api.views import ContractViews
+from svmon.settings import Settings
+
+
+def build_service(repo: Repository) -> IngestService:
+    store = IngestStore(repo)
+    return IngestService(store, ContractViews(store, repo.catalogue))
+
+
+def build(settings: Settings, repo: Repository, *, relay: bool = True) -> Starlette:
+    """The app; with ``relay`` it publishes the inbox to the broker while it runs."""
+    service = build_service(repo)
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        r = InboxRelay(service.store, settings).start() if relay else None
+        try:
+            yield
+        finally:
+            if r is not None:
+                r.stop()
+
+    app = build_http_app(service, lifespan)
+    app.state.service = service
+    return app
+
+
+def serve(settings: Settings, **uvicorn_options: Any) -> None:
+    import uvicorn
+
+    from svmon.bootstrap import init_database
+
+    app = build(settings, init_database(settings))
+    uvicorn.run(app, host=settings.api_host, port=settings.api_port,
+                log_level=settings.log_level, **uvicorn_options)

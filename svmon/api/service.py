@@ -1,0 +1,323 @@
+"""The ingestion service: who may send what, checked against the contract's state, and
+stored durably before anyone is told "accepted".
+
+No web framework here: the HTTP app (``svmon.api.http``), the CSV import and the
+command line call the same methods. Every event is built in its wire form, decoded by
+the wire schema and folded against the contract's current state (``ContractViews``),
+so a request is refused for the same reasons, with the same messages, as the stream
+would refuse it. Only then is it written to the inbox (``models.ingest``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from models.ingest import (
+    Conflict,
+    Incoming,
+    IngestStore,
+    NotFound,
+    Principal,
+    request_digest,
+)
+from models.repository import NotAllowed
+from svmon.api.views import ContractViews
+from svmon.core import events as ev
+from svmon.core.errors import InvalidInput, SchemaError, SvmonError
+from svmon.core.fold import fold
+from svmon.core.state import ContractState
+from svmon.schemas import SCHEMA_VERSION, decode_event, encode_event, now_utc
+
+MAX_BATCH = 500
+
+
+class Unauthorized(SvmonError):
+    """No token, or a token that is unknown or revoked."""
+
+
+@dataclass
+class ItemError:
+    index: int  # position in the batch (or the CSV row number)
+    error: Exception
+
+    def as_dict(self, label: str = "item") -> dict[str, Any]:
+        err = self.error
+        base = err.as_dict() if isinstance(err, InvalidInput) else \
+            {"error": type(err).__name__, "message": str(err)}
+        return {label: self.index, **base}
+
+
+@dataclass
+class ItemErrors(SvmonError):
+    """Some items of a request were refused; nothing of the request was stored."""
+
+    errors: list[ItemError] = field(default_factory=list)
+    label: str = "item"
+
+    def __str__(self) -> str:
+        first = self.errors[0]
+        more = f" (and {len(self.errors) - 1} more)" if len(self.errors) > 1 else ""
+        return f"{self.label} {first.index}: {first.error}{more}"
+
+
+# which kind of party may send each event type
+SENDERS: dict[type[ev.ContractEvent], str] = {
+    ev.EvidenceSubmitted: "supplier", ev.EvidenceRetracted: "supplier",
+    ev.EvidenceVerified: "manager", ev.EvidenceRejected: "manager",
+    ev.CommitmentMade: "manager", ev.MilestoneScheduled: "manager",
+    ev.ContractRegistered: "manager",
+}
+
+
+def default_event_id(*parts: object) -> str:
+    """A deterministic id, so a retry without a client id is still recognised."""
+    text = ":".join(str(p) for p in parts)
+    if len(text) <= 128 and text.isprintable() and not any(c.isspace() for c in text):
+        return text
+    # too long or not an identifier: a digest keeps it valid, so the field's own check
+    # (not the derived id's) reports what is wrong
+    digest = hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:40]
+    return f"{parts[0]}:{digest}"
+
+
+@dataclass
+class Draft:
+    """One request turned into an event, before it is checked and stored."""
+
+    event: ev.ContractEvent
+    incoming: Incoming
+
+
+class IngestService:
+    def __init__(self, store: IngestStore, views: ContractViews,
+                 clock: Callable[[], datetime] = now_utc) -> None:
+        self.store, self.views, self.clock = store, views, clock
+
+    # ----------------------------------------------------------- identity
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        if not authorization:
+            raise Unauthorized("send 'Authorization: Bearer <token>' (tokens come from "
+                               "'svmon token create')")
+        scheme, _, token = authorization.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token or len(token) > 200:
+            raise Unauthorized("the Authorization header must be 'Bearer <token>'")
+        found = self.store.principal(token)
+        if isinstance(found, str):
+            raise Unauthorized(found)
+        return found
+
+    # ------------------------------------------------------------- drafts
+
+    def draft(self, p: Principal, type_name: str, contract_id: Any, data: Any,
+              event_id: Any = None, default_id: str | None = None) -> Draft:
+        """The event a request asks for, decoded by the wire schema (SchemaError names
+        the request's own field, without the envelope's ``data.`` prefix)."""
+        now = self.clock()
+        wire = {"schema_version": SCHEMA_VERSION, "type": type_name,
+                "event_id": event_id if event_id is not None else default_id,
+                "contract_id": contract_id, "occurred_at": now.isoformat(),
+                "actor": p.actor, "data": data}
+        try:
+            e = decode_event(wire)
+        except SchemaError as err:
+            f = err.field.removeprefix("data.")
+            raise SchemaError(f, err.expected, err.got, contract_id=err.contract_id,
+                              event_id=err.event_id) from None
+        digest = request_digest(type_name, p.actor, data)
+        return Draft(e, Incoming(e.contract_id, e.event_id, type_name,
+                                 encode_event(e).decode(), digest))
+
+    # -------------------------------------------------------------- checks
+
+    def _authorise(self, p: Principal, state: ContractState, e: ev.ContractEvent) -> None:
+        kind = SENDERS.get(type(e))
+        if kind is None:
+            raise NotAllowed(f"{type(e).__name__} cannot be sent over the API")
+        if p.kind != kind:
+            raise NotAllowed(f"only a {kind} may send {type(e).__name__} "
+                             f"(this token is a {p.kind}'s)")
+        terms = state.terms
+        if terms is None:
+            if isinstance(e, ev.ContractRegistered):
+                if p.party not in (e.manager, e.deputy):
+                    raise NotAllowed(f"{p.party} may register only contracts they manage "
+                                     f"(manager {e.manager!r})")
+                return
+            raise NotFound(f"no contract {e.contract_id!r}")
+        if kind == "supplier" and terms.supplier_id != p.party:
+            raise NotAllowed(f"contract {e.contract_id} is not supplier {p.party}'s")
+        if kind == "manager" and p.party not in (terms.manager, terms.deputy):
+            raise NotAllowed(f"contract {e.contract_id} is not managed by {p.party}")
+
+    def _check(self, p: Principal, state: ContractState, d: Draft) -> ContractState:
+        """Authorise, then fold: the state after the event, or the reason it is refused."""
+        e = d.event
+        self._authorise(p, state, e)
+        if isinstance(e, ev.EvidenceSubmitted):
+            rec = state.evidence.get(e.evidence_id)
+            if rec is not None and e.event_id not in rec.event_ids:
+                raise Conflict("evidence_id", "an evidence id not used before on this "
+                               f"contract (it was sent by event {rec.event_ids[0]!r})",
+                               e.evidence_id, contract_id=e.contract_id, event_id=e.event_id)
+        new, _ = fold(state, e, self.views.catalogue, self.views.policy)
+        return new
+
+    def accept(self, p: Principal, drafts: Sequence[tuple[int, Draft | InvalidInput]],
+               channel: str, *, partial: bool = False,
+               progress: Callable[[int], None] | None = None
+               ) -> tuple[list[dict[str, Any]], list[ItemError]]:
+        """Check every (index, draft), then store the drafts in one transaction.
+
+        Without ``partial`` one refused item refuses the request (:class:`ItemErrors`,
+        nothing stored); with it the valid items are stored and the refused ones
+        returned. Retries (an event id already received with the same request) get their
+        original receipt back without being checked again.
+        """
+        errors = [ItemError(i, d) for i, d in drafts if not isinstance(d, Draft)]
+        ready = [(i, d) for i, d in drafts if isinstance(d, Draft)]
+        known = self.store.known([(d.incoming.contract_id, d.incoming.event_id)
+                                  for _, d in ready])
+        states: dict[str, ContractState] = {}
+        keep: list[Draft] = []
+        for n, (i, d) in enumerate(ready, start=1):
+            if progress is not None and n % 100 == 0:
+                progress(100)
+            inc = d.incoming
+            old = known.get((inc.contract_id, inc.event_id))
+            if old is not None:  # a retry, unless the id was used for something else
+                try:
+                    self._authorise(p, states.get(inc.contract_id)
+                                    or self.views.state(inc.contract_id), d.event)
+                except (NotAllowed, NotFound) as err:
+                    errors.append(ItemError(i, err))
+                    continue
+                if old != inc.request_sha256:
+                    errors.append(ItemError(i, Conflict(
+                        "event_id", "an id not already used on this contract for a "
+                        "different request", inc.event_id, contract_id=inc.contract_id,
+                        event_id=inc.event_id)))
+                else:
+                    keep.append(d)
+                continue
+            cid = inc.contract_id
+            state = states.get(cid) or self.views.state(cid)
+            try:
+                states[cid] = self._check(p, state, d)
+            except (InvalidInput, NotAllowed, NotFound) as err:
+                errors.append(ItemError(i, err))
+                continue
+            keep.append(d)
+        errors.sort(key=lambda x: x.index)
+        if errors and not partial:
+            raise ItemErrors(errors)
+        if not keep:
+            return [], errors
+        stored = self.store.receive([d.incoming for d in keep], p, channel)
+        return [r for r, _ in stored], errors
+
+    # ------------------------------------------------------------ requests
+
+    def submit_evidence(self, p: Principal, items: Sequence[tuple[int, Any]],
+                        channel: str = "http", *, partial: bool = False,
+                        progress: Callable[[int], None] | None = None
+                        ) -> tuple[list[dict[str, Any]], list[ItemError]]:
+        """(index, item) pairs, each item an object with ``contract_id`` and the
+        evidence's fields; the index names the item in errors (a CSV row number)."""
+        if len(items) > MAX_BATCH and channel == "http":
+            raise InvalidInput("items", f"at most {MAX_BATCH} items per request",
+                               f"{len(items)} items")
+        drafts: list[tuple[int, Draft | InvalidInput]] = []
+        for n, item in items:
+            if isinstance(item, InvalidInput):  # known bad already (a malformed CSV row)
+                drafts.append((n, item))
+                continue
+            try:
+                drafts.append((n, self.evidence_draft(p, item)))
+            except InvalidInput as err:
+                drafts.append((n, err))
+        return self.accept(p, drafts, channel, partial=partial, progress=progress)
+
+    def evidence_draft(self, p: Principal, item: Any) -> Draft:
+        if not isinstance(item, Mapping):
+            raise SchemaError("item", "an object with the evidence's fields", item)
+        data = {k: v for k, v in item.items() if k not in ("contract_id", "event_id")}
+        if "unit" not in data:
+            raise SchemaError("unit", "present (the unit of the measure, e.g. 'hours'; "
+                              "it guards against numbers in the wrong unit)", None)
+        return self.draft(p, "EvidenceSubmitted", item.get("contract_id"), data,
+                          item.get("event_id"),
+                          default_event_id("evidence", data.get("evidence_id")))
+
+    def one(self, p: Principal, type_name: str, contract_id: str, body: Any,
+            default_parts: tuple[object, ...], extra: Mapping[str, Any] | None = None
+            ) -> dict[str, Any]:
+        """A single event from a JSON object (the object's ``event_id`` is optional)."""
+        if not isinstance(body, Mapping):
+            raise SchemaError("body", "a JSON object", type(body).__name__)
+        data = {k: v for k, v in body.items() if k != "event_id"}
+        data.update(extra or {})
+        draft = self.draft(p, type_name, contract_id, data, body.get("event_id"),
+                           default_event_id(*default_parts))
+        return self._single(p, draft)
+
+    def _single(self, p: Principal, draft: Draft) -> dict[str, Any]:
+        try:
+            receipts, _ = self.accept(p, [(0, draft)], "http")
+        except ItemErrors as err:
+            raise err.errors[0].error from None
+        return receipts[0]
+
+    def register(self, p: Principal, body: Any) -> dict[str, Any]:
+        if not isinstance(body, Mapping):
+            raise SchemaError("body", "a JSON object", type(body).__name__)
+        cid = body.get("contract_id")
+        data = {k: v for k, v in body.items() if k not in ("contract_id", "event_id")}
+        digest = request_digest("ContractRegistered", p.actor, data)[:16]
+        draft = self.draft(p, "ContractRegistered", cid, data, body.get("event_id"),
+                           default_event_id("registered", digest))
+        return self._single(p, draft)
+
+    def decide(self, p: Principal, contract_id: str, evidence_id: str, decision: str,
+               body: Any) -> dict[str, Any]:
+        type_name = {"verify": "EvidenceVerified", "reject": "EvidenceRejected",
+                     "retract": "EvidenceRetracted"}[decision]
+        body = {} if body is None else body
+        if not isinstance(body, Mapping):
+            raise SchemaError("body", "a JSON object", type(body).__name__)
+        if "evidence_id" in body and body["evidence_id"] != evidence_id:
+            raise SchemaError("evidence_id", f"the id in the path, {evidence_id!r}",
+                              body["evidence_id"])
+        return self.one(p, type_name, contract_id, body, (decision, evidence_id),
+                        {"evidence_id": evidence_id})
+
+    # ------------------------------------------------------------ reading
+
+    def visible_contract(self, p: Principal, contract_id: str) -> ContractState:
+        state = self.views.state(contract_id)
+        t = state.terms
+        if t is None:
+            raise NotFound(f"no contract {contract_id!r}")
+        allowed = t.supplier_id == p.party if p.kind == "supplier" else \
+            p.party in (t.manager, t.deputy)
+        if not allowed:
+            raise NotAllowed(f"contract {contract_id} is not visible to {p.kind} {p.party}")
+        return state
+
+    def contract_ids(self, p: Principal, contract_id: str | None) -> list[str]:
+        if contract_id:
+            self.visible_contract(p, contract_id)
+            return [contract_id]
+        return [c["contract_id"] for c in self.store.contracts_of(p)]
+
+    def receipt(self, p: Principal, contract_id: str, event_id: str) -> dict[str, Any]:
+        self.visible_contract(p, contract_id)
+        r = self.store.receipt(contract_id, event_id)
+        if r is None:
+            raise NotFound(f"no event {event_id!r} received on contract {contract_id}")
+        return r

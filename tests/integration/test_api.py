@@ -1,0 +1,343 @@
+"""The HTTP API against a real database (SQLite, and PostgreSQL where reachable).
+
+Who may do what, how bad input is refused, what a retry does, and the review
+workflow from submission to verified totals. The worker's part is played by
+``Api.settle``, which runs the inbox through the worker's own code path without Kafka
+(the broker tests in test_ingest_broker.py run the real thing).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from svmon.cli import main
+from tests.integration.conftest import Api
+
+TODAY = datetime.now(UTC).date()
+LAST_MONTH_END = TODAY.replace(day=1) - timedelta(days=1)
+LAST_MONTH = (LAST_MONTH_END.replace(day=1).isoformat(), LAST_MONTH_END.isoformat())
+
+
+def evidence(evidence_id: str = "E9", quantity: Any = "3", measure: str = "NT1",
+             unit: str = "no. people FTE", **kw: Any) -> dict[str, Any]:
+    return {"evidence_id": evidence_id, "measure": measure, "quantity": quantity,
+            "unit": unit, "period_start": LAST_MONTH[0], "period_end": LAST_MONTH[1], **kw}
+
+
+CSV_HEADER = "contract_id,evidence_id,measure,quantity,unit,period_start,period_end\n"
+
+
+def csv_row(cid: str, eid: str, quantity: str = "1", unit: str = "no. people FTE") -> str:
+    return f"{cid},{eid},NT1,{quantity},{unit},{LAST_MONTH[0]},{LAST_MONTH[1]}\n"
+
+
+# operation -> (method, url, body); every write is on contract C-A
+OPERATIONS: dict[str, tuple[str, str, Any]] = {
+    "submit": ("POST", "/v1/contracts/C-A/evidence", evidence("E-new")),
+    "batch": ("POST", "/v1/evidence", {"items": [{"contract_id": "C-A",
+                                                  **evidence("E-batch")}]}),
+    "csv": ("CSV", "/v1/evidence/csv", CSV_HEADER + csv_row("C-A", "E-csv")),
+    "retract": ("POST", "/v1/contracts/C-A/evidence/E1/retract", {"reason": "duplicate"}),
+    "verify": ("POST", "/v1/contracts/C-A/evidence/E1/verify", {"note": "payslips seen"}),
+    "reject": ("POST", "/v1/contracts/C-A/evidence/E1/reject", {"reason": "no payslips"}),
+    "commit": ("POST", "/v1/contracts/C-A/commitments", {"measure": "D-APP", "target": "52"}),
+    "milestone": ("POST", "/v1/contracts/C-A/milestones",
+                  {"milestone_id": "NT1-2027", "measure": "NT1", "due": "2027-06-30",
+                   "cumulative_target": "10"}),
+    "read": ("GET", "/v1/contracts/C-A", None),
+    "submissions": ("GET", "/v1/submissions?contract_id=C-A", None),
+    "rejections": ("GET", "/v1/rejections?contract_id=C-A", None),
+    "receipt": ("GET", "/v1/contracts/C-A/events/C-A:E1", None),
+}
+SUPPLIER_WRITES = {"submit", "batch", "csv", "retract"}
+MANAGER_WRITES = {"verify", "reject", "commit", "milestone"}
+READS = {"read", "submissions", "rejections", "receipt"}
+
+
+def expected_status(who: str, op: str) -> int:
+    if who in ("nobody", "bad", "revoked"):
+        return 401
+    if who.endswith("-b"):  # supplier B and manager B have nothing to do with C-A
+        return 403
+    if op in READS:
+        return 404 if op == "receipt" else 200  # C-A:E1 came through Kafka, not the API
+    mine = SUPPLIER_WRITES if who == "supplier-a" else MANAGER_WRITES
+    return 202 if op in mine else 403
+
+
+def call(api: Api, who: str, op: str) -> Any:
+    method, url, body = OPERATIONS[op]
+    h = api.headers(who)
+    if method == "GET":
+        return api.client.get(url, headers=h)
+    if method == "CSV":
+        return api.client.post(url, headers={**h, "content-type": "text/csv"}, content=body)
+    return api.client.post(url, headers=h, json=body)
+
+
+@pytest.mark.parametrize("who", ["supplier-a", "supplier-b", "manager-a", "manager-b",
+                                 "nobody", "bad", "revoked"])
+def test_authorisation_matrix(api: Api, who: str) -> None:
+    """Each party against contract C-A (supplier S01, manager mgr-a): the right party
+    gets 202/200, the wrong one 403, no or a bad or revoked token 401, and a refused
+    request leaves nothing in the inbox or the totals."""
+    before_totals = api.totals("C-A")
+    stored = 0
+    for op in OPERATIONS:
+        r = call(api, who, op)
+        want = expected_status(who, op)
+        assert r.status_code == want, (who, op, r.status_code, r.text)
+        body = r.json()
+        if want >= 400:
+            assert body["message"], (who, op, body)
+            if want == 401:
+                assert r.headers["www-authenticate"] == "Bearer"
+        elif op == "csv":
+            stored += len(body["receipts"])
+        elif want == 202:
+            stored += 1
+    assert sum(api.store.counts().values()) == stored
+    api.settle()
+    if stored == 0:
+        assert api.totals("C-A") == before_totals
+        assert api.totals("C-B") == {"NT1": (Decimal(2), Decimal(0)),
+                                     "L-VOL": (Decimal(0), Decimal(0))}
+
+
+def test_managers_register_only_contracts_they_manage(api: Api) -> None:
+    body = {"contract_id": "C-NEW", "title": "Libraries", "buyer": "Borsetshire CC",
+            "supplier_id": "S01", "supplier_name": "Northgate", "start": "2026-01-01",
+            "end": "2028-12-31", "value_gbp": "750000", "catalogue_edition": "DEMO-2025",
+            "manager": "mgr-b"}
+    assert api.post("manager-a", "/v1/contracts", body).status_code == 403
+    assert api.post("supplier-a", "/v1/contracts", {**body, "manager": "mgr-a"}) \
+        .status_code == 403
+    r = api.post("manager-a", "/v1/contracts", {**body, "manager": "mgr-a"})
+    assert r.status_code == 202, r.text
+    # the registration is not folded yet, but its commitment is already checked against it
+    r = api.post("manager-a", "/v1/contracts/C-NEW/commitments",
+                 {"measure": "L-VOL", "target": "300"})
+    assert r.status_code == 202, r.text
+    assert api.post("manager-b", "/v1/contracts/C-NEW/commitments",
+                    {"measure": "NT1", "target": "3"}).status_code == 403
+    # re-registering (amending) someone else's contract is refused
+    assert api.post("manager-a", "/v1/contracts",
+                    {**body, "contract_id": "C-B", "manager": "mgr-a"}).status_code == 403
+    api.settle()
+    assert api.totals("C-NEW") == {"L-VOL": (Decimal(0), Decimal(0))}
+    r = api.client.get("/v1/contracts", headers=api.headers("supplier-a"))
+    assert [c["contract_id"] for c in r.json()] == ["C-A", "C-NEW"]
+
+
+FUTURE_END = (TODAY + timedelta(days=40)).isoformat()
+BAD_EVIDENCE: list[tuple[str, dict[str, Any], int, str]] = [
+    ("unknown measure", evidence(measure="NT999"), 422, "measure"),
+    ("unit of another measure", evidence(unit="hours"), 422, "unit"),
+    ("no unit", {k: v for k, v in evidence().items() if k != "unit"}, 422, "unit"),
+    ("negative", evidence(quantity="-4"), 422, "quantity"),
+    ("zero", evidence(quantity=0), 422, "quantity"),
+    ("NaN as text", evidence(quantity="NaN"), 422, "quantity"),
+    ("infinity as text", evidence(quantity="Infinity"), 422, "quantity"),
+    ("absurdly large", evidence(quantity="1e13"), 422, "quantity"),
+    ("huge JSON number", evidence(quantity=10 ** 400), 422, "quantity"),
+    ("boolean", evidence(quantity=True), 422, "quantity"),
+    ("too many decimals", evidence(quantity="1.0000001"), 422, "quantity"),
+    ("percentage over 100", evidence(measure="D-LOCALPCT", unit="%", quantity="140"),
+     422, "quantity"),
+    ("period before the contract", evidence(period_start="2024-11-01",
+                                            period_end="2024-11-30"), 422, "period"),
+    ("period in the future", evidence(period_end=FUTURE_END), 422, "period_end"),
+    ("period reversed", evidence(period_start=LAST_MONTH[1], period_end=LAST_MONTH[0]),
+     422, "period_end"),
+    ("not a date", evidence(period_start="2025-02-30"), 422, "period_start"),
+    ("unknown field", evidence(colour="blue"), 422, "colour"),
+    ("id too long", evidence(evidence_id="E" * 200), 422, "evidence_id"),
+    ("id with spaces", evidence(evidence_id="E 1"), 422, "evidence_id"),
+    ("contract id in the body", evidence(contract_id="C-B"), 422, "contract_id"),
+    ("evidence id reused", evidence(evidence_id="E1"), 409, "evidence_id"),
+]
+
+
+@pytest.mark.parametrize("case", BAD_EVIDENCE, ids=[c[0] for c in BAD_EVIDENCE])
+def test_bad_evidence_is_refused_with_the_field_named(
+        api: Api, case: tuple[str, dict[str, Any], int, str]) -> None:
+    _, body, status, field = case
+    r = api.post("supplier-a", "/v1/contracts/C-A/evidence", body)
+    assert r.status_code == status, r.text
+    out = r.json()
+    assert out["field"] == field and repr(field) in out["message"], out
+    assert out["expected"] and "got" in out
+    assert api.store.counts() == {}
+
+
+def test_malformed_requests_are_4xx(api: Api) -> None:
+    h = api.headers("supplier-a")
+    url = "/v1/contracts/C-A/evidence"
+    cases = [
+        (api.client.post(url, headers={**h, "content-type": "application/json"},
+                         content=b'{"evidence_id": '), 400, "body"),
+        (api.client.post(url, headers={**h, "content-type": "application/json"},
+                         content=b'{"quantity": NaN}'), 400, "body"),
+        (api.client.post(url, headers={**h, "content-type": "application/json"},
+                         content=b"\xff\xfe{}"), 400, "body"),
+        (api.client.post(url, headers={**h, "content-type": "text/plain"},
+                         content=json.dumps(evidence())), 415, "content-type"),
+        (api.client.post(url, headers=h, json=evidence(description="x" * 70_000)), 413,
+         "body"),
+        (api.client.post(url, headers=h, json=[evidence()]), 422, "item"),
+        (api.client.post("/v1/evidence", headers=h, json={"items": [
+            {"contract_id": "C-A", **evidence(f"B{i}")} for i in range(501)]}), 422, "items"),
+        (api.client.post("/v1/evidence", headers=h, json={"things": []}), 422, "body"),
+        (api.client.get("/v1/submissions?limit=0", headers=h), 422, "limit"),
+        (api.client.get("/v1/submissions?status=lost", headers=h), 422, "status"),
+        (api.client.post("/v1/evidence/csv?mode=some", headers={**h, "content-type":
+                                                                  "text/csv"}, content=""),
+         422, "mode"),
+    ]
+    for r, status, field in cases:
+        assert r.status_code == status, (field, r.text)
+        out = r.json()
+        assert out["message"]
+        assert out.get("field", field) == field, out
+    r = api.client.post("/v1/contracts/C-X/evidence", headers=h, json=evidence())
+    assert r.status_code == 404 and "C-X" in r.json()["message"]
+    r = api.client.delete("/v1/contracts/C-A", headers=h)
+    assert r.status_code == 405 and r.json()["message"]
+    assert api.store.counts() == {}
+
+
+def test_a_batch_is_stored_whole_or_not_at_all(api: Api) -> None:
+    items = [{"contract_id": "C-A", **evidence("B1")},
+             {"contract_id": "C-A", **evidence("B2", quantity="-1")},
+             {"contract_id": "C-A", **evidence("B3", unit="tonnes")}]
+    r = api.post("supplier-a", "/v1/evidence", {"items": items})
+    assert r.status_code == 422
+    assert [(e["item"], e["field"]) for e in r.json()["errors"]] == [(1, "quantity"),
+                                                                      (2, "unit")]
+    assert api.store.counts() == {}
+    items[1:] = [{"contract_id": "C-A", **evidence("B2")}]
+    r = api.post("supplier-a", "/v1/evidence", {"items": items})
+    assert r.status_code == 202 and len(r.json()["receipts"]) == 2
+
+
+def test_a_retry_returns_the_original_receipt_and_counts_once(api: Api) -> None:
+    body = evidence("E-retry", quantity="4", event_id="client-42")
+    first = api.post("supplier-a", "/v1/contracts/C-A/evidence", body)
+    assert first.status_code == 202
+    again = [api.post("supplier-a", "/v1/contracts/C-A/evidence", body) for _ in range(3)]
+    assert all(r.status_code == 202 and r.json() == first.json() for r in again)
+    assert first.json()["event_id"] == "client-42" and first.json()["status"] == "pending"
+    # the relay may publish an event more than once: the worker counts it once
+    drained = api.settle()
+    assert drained == 1
+    from tests.helpers import drain_inbox
+    assert drain_inbox(api.repo, api.store, api.states, copies=1) == 0  # all settled
+    assert api.totals("C-A")["NT1"] == (Decimal(6), Decimal(0))
+    receipt = api.client.get("/v1/contracts/C-A/events/client-42",
+                             headers=api.headers("supplier-a")).json()
+    assert receipt["status"] == "accepted"
+    # the same id with different content is a conflict, not a retry
+    r = api.post("supplier-a", "/v1/contracts/C-A/evidence", {**body, "quantity": "5"})
+    assert r.status_code == 409 and r.json()["field"] == "event_id"
+
+
+def test_duplicate_copies_on_the_topic_are_counted_once(api: Api) -> None:
+    for i in range(5):
+        assert api.post("supplier-a", "/v1/contracts/C-A/evidence",
+                        evidence(f"D{i}", quantity="1")).status_code == 202
+    from tests.helpers import drain_inbox
+    assert drain_inbox(api.repo, api.store, api.states, copies=3) == 15
+    assert api.totals("C-A")["NT1"] == (Decimal(7), Decimal(0))
+    assert api.store.counts() == {"accepted": 5}
+
+
+def test_review_workflow_keeps_claimed_and_verified_apart(api: Api) -> None:
+    assert api.post("supplier-a", "/v1/contracts/C-A/evidence",
+                    evidence("E2", quantity="3")).status_code == 202
+    api.settle()
+    assert api.totals("C-A")["NT1"] == (Decimal(5), Decimal(0))
+    assert api.post("manager-a", "/v1/contracts/C-A/evidence/E2/verify",
+                    {"note": "contracts of employment seen"}).status_code == 202
+    r = api.post("manager-a", "/v1/contracts/C-A/evidence/E1/reject",
+                 {"reason": "the same two hires as last month"})
+    assert r.status_code == 202
+    api.settle()
+    assert api.totals("C-A")["NT1"] == (Decimal(3), Decimal(3))
+    # a decision on evidence already decided is refused by the same rule as the stream's
+    r = api.post("manager-a", "/v1/contracts/C-A/evidence/E1/verify", {})
+    assert r.status_code == 422 and r.json()["field"] == "evidence_id"
+    assert "rejected" in r.json()["message"]
+    # the supplier sees the decision, who made it and why
+    subs = api.client.get("/v1/submissions?contract_id=C-A",
+                          headers=api.headers("supplier-a")).json()
+    e2 = next(s for s in subs if s["type"] == "EvidenceSubmitted")
+    assert e2["evidence"]["status"] == "verified" and e2["evidence"]["decided_by"] == "mgr-a"
+    detail = api.client.get("/v1/contracts/C-A", headers=api.headers("supplier-a")).json()
+    e1 = next(e for e in detail["evidence"] if e["evidence_id"] == "E1")
+    assert (e1["status"], e1["decided_by"], e1["reason"]) == \
+        ("rejected", "mgr-a", "the same two hires as last month")
+    # every decision is an event on the contract's log: who, when, why
+    log = [(r["type"], r["actor"]) for r in api.repo.journal_rows() if r["contract_id"] == "C-A"]
+    assert ("EvidenceVerified", "mgr-a") in log and ("EvidenceRejected", "mgr-a") in log
+    assert ("EvidenceSubmitted", "supplier:S01") in log
+    # retracted evidence stops counting
+    assert api.post("supplier-a", "/v1/contracts/C-A/evidence/E2/retract",
+                    {"reason": "sent twice"}).status_code == 202
+    api.settle()
+    assert api.totals("C-A")["NT1"] == (Decimal(0), Decimal(0))
+
+
+def test_csv_upload_all_or_nothing_and_valid_rows(api: Api) -> None:
+    text = (CSV_HEADER + csv_row("C-A", "R1") + csv_row("C-A", "R2", quantity="-2")
+            + csv_row("C-B", "R3") + csv_row("C-A", "R4", unit="hours") + "\n")
+    h = {**api.headers("supplier-a"), "content-type": "text/csv"}
+    r = api.client.post("/v1/evidence/csv", headers=h, content=text)
+    assert r.status_code == 403  # one row is on another supplier's contract
+    rows = {(e["row"], e.get("field")) for e in r.json()["errors"]}
+    assert rows == {(3, "quantity"), (4, None), (5, "unit")}
+    assert api.store.counts() == {}
+    r = api.client.post("/v1/evidence/csv?mode=valid", headers=h, content=text)
+    assert r.status_code == 202
+    assert [x["event_id"] for x in r.json()["receipts"]] == ["evidence:R1"]
+    assert [e["row"] for e in r.json()["errors"]] == [3, 4, 5]
+    r = api.client.post("/v1/evidence/csv", headers=h, content="evidence_id,colour\nX,red\n")
+    assert r.status_code == 422 and r.json()["field"] == "header"
+
+
+def test_cli_tokens_and_csv_import(api: Api, tmp_path: Any, monkeypatch: Any) -> None:
+    url = api.repo.engine.url.render_as_string(hide_password=False)
+    monkeypatch.setenv("DATABASE_URL", url.replace("postgresql+psycopg", "postgresql"))
+    monkeypatch.setenv("SVMON_DATA_DIR", str(tmp_path))
+    runner = CliRunner()
+    made = runner.invoke(main, ["token", "create", "--supplier", "S01", "--label", "laptop"])
+    assert made.exit_code == 0, made.output
+    token = made.stdout.strip().splitlines()[-1]
+    r = api.client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert r.json() == {"kind": "supplier", "party": "S01", "token_id": token.split("_")[1]}
+    listed = runner.invoke(main, ["token", "list"])
+    assert token.split("_")[1] in listed.output and "laptop" in listed.output
+    assert token not in listed.output  # the secret is never shown again
+    assert runner.invoke(main, ["token", "revoke", token.split("_")[1]]).exit_code == 0
+    r = api.client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 401 and "revoked" in r.json()["message"]
+
+    f = tmp_path / "march.csv"
+    f.write_text(CSV_HEADER + "".join(csv_row("C-A", f"I{i}") for i in range(250))
+                 + csv_row("C-A", "I-bad", quantity="0"))
+    errors = tmp_path / "errors.csv"
+    out = runner.invoke(main, ["evidence", "import", str(f), "--supplier", "S01",
+                               "--errors", str(errors)])
+    assert out.exit_code == 1 and "nothing stored" in out.output
+    assert "row 252" in out.output and errors.read_text().splitlines()[1].startswith("252,")
+    out = runner.invoke(main, ["evidence", "import", str(f), "--supplier", "S01",
+                               "--mode", "valid"])
+    assert out.exit_code == 0, out.output
+    assert "251 rows: 250 stored (0 already known), 1 refused" in out.output
+    api.settle()
+    assert api.totals("C-A")["NT1"] == (Decimal(252), Decimal(0))
