@@ -32,8 +32,33 @@ def _errors(*codes: str) -> dict[str, Any]:
                 "content": {"application/json": {"schema": ERROR}}} for c in codes}
 
 
-def _json_body(schema: dict[str, Any], required: bool = True) -> dict[str, Any]:
-    return {"required": required, "content": {"application/json": {"schema": schema}}}
+def _json_body(schema: dict[str, Any], required: bool = True,
+               example: dict[str, Any] | None = None) -> dict[str, Any]:
+    media: dict[str, Any] = {"schema": schema}
+    if example is not None:
+        media["example"] = example
+    return {"required": required, "content": {"application/json": media}}
+
+
+EVIDENCE_EXAMPLE = {"evidence_id": "INV-2025-03-NT1", "measure": "NT1", "quantity": "2",
+                    "unit": "no. people FTE", "period_start": "2025-03-01",
+                    "period_end": "2025-03-31",
+                    "description": "Two local residents hired as site operatives"}
+EXAMPLES = {
+    "ContractRegistered": {
+        "contract_id": "C-2025-014", "title": "Highways maintenance 2025-2027",
+        "buyer": "Borsetshire County Council", "buyer_department": "Highways",
+        "supplier_id": "S01", "supplier_name": "Northgate Civils Ltd",
+        "start": "2025-01-01", "end": "2027-12-31", "value_gbp": "2500000",
+        "catalogue_edition": "DEMO-2025", "manager": "mgr-aoife", "deputy": "mgr-ben",
+        "supplier_contact": "sv-lead-northgate"},
+    "CommitmentMade": {"measure": "L-VOL", "target": "400"},
+    "MilestoneScheduled": {"milestone_id": "L-VOL-2026", "measure": "L-VOL",
+                           "due": "2026-12-31", "cumulative_target": "200"},
+    "verify": {"note": "Timesheets checked against the volunteering log"},
+    "reject": {"reason": "The hours were delivered on another contract"},
+    "retract": {"reason": "Sent twice"},
+}
 
 
 def _with_event_id(schema: dict[str, Any]) -> dict[str, Any]:
@@ -96,7 +121,8 @@ def document() -> dict[str, Any]:
                                   **_errors("401")}},
             "post": {"operationId": "registerContract",
                      "summary": "Register (or amend) a contract you manage",
-                     "requestBody": _json_body(_with_event_id(contract)),
+                     "requestBody": _json_body(_with_event_id(contract),
+                                               example=EXAMPLES["ContractRegistered"]),
                      "responses": {**_accepted(), **_errors(*POST_CODES)}}},
         "/v1/contracts/{contract_id}": {"get": {
             "operationId": "getContract", "parameters": [CID],
@@ -105,18 +131,19 @@ def document() -> dict[str, Any]:
         "/v1/contracts/{contract_id}/commitments": {"post": {
             "operationId": "commit", "parameters": [CID],
             "summary": "Commit the supplier to a target for a measure (managers)",
-            "requestBody": _json_body(_with_event_id(data_json_schema("CommitmentMade"))),
+            "requestBody": _json_body(_with_event_id(data_json_schema("CommitmentMade")),
+                                      example=EXAMPLES["CommitmentMade"]),
             "responses": {**_accepted(), **_errors(*POST_CODES)}}},
         "/v1/contracts/{contract_id}/milestones": {"post": {
             "operationId": "scheduleMilestone", "parameters": [CID],
             "summary": "A dated cumulative target for a measure (managers)",
             "requestBody": _json_body(_with_event_id(data_json_schema(
-                "MilestoneScheduled"))),
+                "MilestoneScheduled")), example=EXAMPLES["MilestoneScheduled"]),
             "responses": {**_accepted(), **_errors(*POST_CODES)}}},
         "/v1/contracts/{contract_id}/evidence": {"post": {
             "operationId": "submitEvidence", "parameters": [CID],
             "summary": "Report delivery against a measure (suppliers)",
-            "requestBody": _json_body(_with_event_id(evidence)),
+            "requestBody": _json_body(_with_event_id(evidence), example=EVIDENCE_EXAMPLE),
             "responses": {**_accepted(), **_errors(*POST_CODES)}}},
         "/v1/evidence": {"post": {
             "operationId": "submitEvidenceBatch",
@@ -124,7 +151,8 @@ def document() -> dict[str, Any]:
             "requestBody": _json_body({
                 "type": "object", "required": ["items"], "additionalProperties": False,
                 "properties": {"items": {"type": "array", "minItems": 1, "maxItems": 500,
-                                         "items": evidence_item}}}),
+                                         "items": evidence_item}}},
+                example={"items": [{"contract_id": "C-2025-014", **EVIDENCE_EXAMPLE}]}),
             "responses": {**_accepted("Receipts"), **_errors(*POST_CODES)}}},
         "/v1/evidence/csv": {"post": {
             "operationId": "uploadEvidenceCsv",
@@ -171,7 +199,8 @@ def document() -> dict[str, Any]:
         paths[f"/v1/contracts/{{contract_id}}/evidence/{{evidence_id}}/{action}"] = {"post": {
             "operationId": f"{action}Evidence", "parameters": [CID, EID],
             "summary": f"{action.capitalize()} evidence ({who})",
-            "requestBody": _json_body(schema, required=action != "reject"),
+            "requestBody": _json_body(schema, required=action != "reject",
+                                      example=EXAMPLES[action]),
             "responses": {**_accepted(), **_errors(*POST_CODES)}}}
     receipt = {"type": "object", "required": ["contract_id", "event_id", "type", "status",
                                               "received_at"],
