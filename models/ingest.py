@@ -9,15 +9,18 @@ refuses its event (``Repository._settle_inbox``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import re
 import secrets
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, exists, func, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from models.repository import Repository, T
@@ -35,6 +38,8 @@ from svmon.core.errors import InvalidInput, SvmonError
 from svmon.schemas import now_utc
 
 TOKEN_PREFIX = "svm"
+PARTY = re.compile(r"[A-Za-z0-9._@-]{1,128}")  # no ':', so no party reads as another's actor
+GIVE_UP_AFTER = 12  # deliveries of an event the worker keeps finding "not yet known"
 KINDS = ("supplier", "manager")
 MAX_REDELIVERY = timedelta(minutes=10)
 
@@ -85,6 +90,10 @@ class IngestStore:
     def __init__(self, repo: Repository) -> None:
         self.repo = repo
         self.engine = repo.engine
+        # SQLite has one writer at a time: queue this process's writers here rather than
+        # in SQLite's busy handler, which sleeps in steps of up to 100 ms
+        self._writer = threading.Lock() if self.engine.dialect.name == "sqlite" \
+            else contextlib.nullcontext()
 
     # ----------------------------------------------------------------- tokens
 
@@ -93,8 +102,8 @@ class IngestStore:
         shown once and never stored."""
         if kind not in KINDS:
             raise InvalidInput("kind", f"one of {', '.join(KINDS)}", kind)
-        if not party or any(c.isspace() for c in party) or len(party) > 128:
-            raise InvalidInput("party", "an id of 1-128 characters without spaces", party)
+        if not PARTY.fullmatch(party):
+            raise InvalidInput("party", "an id of 1-128 letters, digits and . _ - @", party)
         token_id = secrets.token_hex(6)
         token = f"{TOKEN_PREFIX}_{token_id}_{secrets.token_urlsafe(32)}"
         with self.engine.begin() as conn:
@@ -141,7 +150,8 @@ class IngestStore:
         """
         for attempt in range(3):
             try:
-                return self._receive_once(items, principal, channel)
+                with self._writer:
+                    return self._receive_once(items, principal, channel)
             except IntegrityError:  # a concurrent request stored one of these ids first
                 if attempt == 2:
                     raise
@@ -191,11 +201,19 @@ class IngestStore:
         return found
 
     def known(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
-        """(contract, event id) already received -> the digest of its request."""
+        """(contract, event id) already used -> the digest of its request, or "" for an
+        event that reached the journal another way (straight onto the topic)."""
         if not keys:
             return {}
+        j = T(JournalEntry)
         with self.engine.connect() as conn:
-            return {k: r["request_sha256"] for k, r in self._existing(conn, keys).items()}
+            found = {k: r["request_sha256"] for k, r in self._existing(conn, keys).items()}
+            rest = sorted(set(keys) - set(found))
+            for i in range(0, len(rest), 500):
+                for r in conn.execute(select(j.c.contract_id, j.c.event_id).where(
+                        tuple_(j.c.contract_id, j.c.event_id).in_(rest[i:i + 500]))):
+                    found[(r.contract_id, r.event_id)] = ""
+        return found
 
     def receipt(self, contract_id: str, event_id: str) -> dict[str, Any] | None:
         t = T(InboxRow)
@@ -203,15 +221,6 @@ class IngestStore:
             r = conn.execute(select(t).where(t.c.contract_id == contract_id,
                                              t.c.event_id == event_id)).mappings().first()
         return receipt(r) if r else None
-
-    def pending(self, contract_id: str, after_id: int = 0) -> list[tuple[int, str]]:
-        """(inbox id, payload) of the contract's unsettled events, in order of receipt."""
-        t = T(InboxRow)
-        with self.engine.connect() as conn:
-            return [(r.id, r.payload) for r in conn.execute(
-                select(t.c.id, t.c.payload).where(t.c.contract_id == contract_id,
-                                                  t.c.settled_at.is_(None), t.c.id > after_id)
-                .order_by(t.c.id))]
 
     def due(self, now: datetime, limit: int = 1000) -> list[tuple[int, str, str, int]]:
         """(id, contract id, payload, attempts) of unsettled events due to (re)publish."""
@@ -235,6 +244,40 @@ class IngestStore:
                 conn.execute(update(t).where(t.c.id.in_(ids)).values(
                     published_at=now, publish_attempts=attempts + 1,
                     next_publish_at=now + wait))
+
+    def give_up(self, after: int = GIVE_UP_AFTER) -> int:
+        """Settle as refused the events the worker has seen and found "not yet known"
+        ``after`` deliveries in a row (what they wait for was itself refused, say), with
+        the worker's last reason. Events it has not seen yet are never given up."""
+        t, d = T(InboxRow), T(DeadLetterRow)
+        seen = exists().where(d.c.contract_id == t.c.contract_id, d.c.event_id == t.c.event_id)
+        with self.engine.begin() as conn:
+            rows = conn.execute(select(t.c.id, t.c.contract_id, t.c.event_id).where(
+                t.c.settled_at.is_(None), t.c.publish_attempts >= after, seen)).all()
+            for r in rows:
+                reason = conn.execute(select(d.c.reason).where(
+                    d.c.contract_id == r.contract_id, d.c.event_id == r.event_id)
+                    .order_by(d.c.id.desc()).limit(1)).scalar()
+                conn.execute(update(t).where(t.c.id == r.id).values(
+                    settled_at=now_utc(), outcome="refused",
+                    reason=f"still not accepted after {after} deliveries: {reason}"))
+        return len(rows)
+
+    def pending_ids(self, contract_id: str) -> list[int]:
+        t = T(InboxRow)
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(
+                select(t.c.id).where(t.c.contract_id == contract_id, t.c.settled_at.is_(None))
+                .order_by(t.c.id))]
+
+    def payloads(self, ids: Sequence[int]) -> list[tuple[int, str]]:
+        t = T(InboxRow)
+        out: list[tuple[int, str]] = []
+        with self.engine.connect() as conn:
+            for i in range(0, len(ids), 500):
+                out += [(r.id, r.payload) for r in conn.execute(
+                    select(t.c.id, t.c.payload).where(t.c.id.in_(list(ids[i:i + 500]))))]
+        return sorted(out)
 
     def republish_all(self) -> int:
         """Make every unsettled event due now (after the broker lost its log)."""
@@ -290,12 +333,11 @@ class IngestStore:
                     .mappings()]
             wanted = {(r["contract_id"], json.loads(r["payload"])["data"].get("evidence_id"))
                       for r in rows}
-            wanted = {k for k in wanted if k[1]}
+            wanted = sorted(k for k in wanted if isinstance(k[1], str))
             status = {}
-            if wanted:
-                for r in conn.execute(select(e).where(
-                        or_(*[and_(e.c.contract_id == c, e.c.evidence_id == x)
-                              for c, x in wanted]))).mappings():
+            for i in range(0, len(wanted), 500):
+                for r in conn.execute(select(e).where(tuple_(e.c.contract_id, e.c.evidence_id)
+                                                      .in_(wanted[i:i + 500]))).mappings():
                     status[(r["contract_id"], r["evidence_id"])] = r
         out = []
         for r in rows:
@@ -312,15 +354,18 @@ class IngestStore:
     def rejections(self, contract_ids: Sequence[str], limit: int = 100
                    ) -> list[dict[str, Any]]:
         """Records the stream refused on these contracts (from any channel), newest first."""
-        d = T(DeadLetterRow)
+        d, j = T(DeadLetterRow), T(JournalEntry)
         if not contract_ids:
             return []
+        later_accepted = select(j.c.seq).where(j.c.contract_id == d.c.contract_id,
+                                               j.c.event_id == d.c.event_id).exists()
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(d.c.id, d.c.contract_id, d.c.event_id, d.c.error, d.c.field,
                        d.c.reason, d.c.at, d.c.topic, d.c.partition, d.c.offset)
                 .where(or_(d.c.contract_id.in_(list(contract_ids)),
-                           and_(d.c.contract_id.is_(None), d.c.key.in_(list(contract_ids)))))
+                           and_(d.c.contract_id.is_(None), d.c.key.in_(list(contract_ids)))),
+                       ~later_accepted)  # an event that came too early and fitted later
                 .order_by(d.c.id.desc()).limit(limit)).mappings().all()
         return [dict(r) for r in rows]
 

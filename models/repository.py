@@ -66,8 +66,14 @@ class NotAllowed(SvmonError, PermissionError):
     """The actor may not do this (for example acknowledge another manager's alert)."""
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for SQLite (WAL, foreign processes welcome) or PostgreSQL (psycopg 3)."""
+def make_engine(url: str, *, fsync_each_commit: bool = False) -> Engine:
+    """An engine for SQLite (WAL, foreign processes welcome) or PostgreSQL (psycopg 3).
+
+    SQLite in WAL mode with ``synchronous=NORMAL`` keeps every commit across a crash of
+    the process; ``fsync_each_commit`` (``synchronous=FULL``) keeps it across a crash of
+    the machine too, which is what an acknowledgement to a supplier promises.
+    PostgreSQL's default (``synchronous_commit=on``) already does.
+    """
     if url.startswith(("postgresql://", "postgres://")):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     if url.startswith("sqlite"):
@@ -77,7 +83,8 @@ def make_engine(url: str) -> Engine:
         def _pragmas(dbapi_conn: Any, _: Any) -> None:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")  # WAL: durable across process crashes
+            cur.execute("PRAGMA synchronous=FULL" if fsync_each_commit
+                        else "PRAGMA synchronous=NORMAL")  # WAL: survives a process crash
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 

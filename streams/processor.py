@@ -16,7 +16,7 @@ from datetime import datetime
 from models.repository import Batch
 from svmon.core import events as ev
 from svmon.core.catalogue import Catalogue
-from svmon.core.errors import InvalidInput
+from svmon.core.errors import InvalidInput, NotYetKnown
 from svmon.core.fold import fold
 from svmon.core.idempotence import EventGate
 from svmon.core.rules import DEFAULT_POLICY, Policy
@@ -86,9 +86,10 @@ def process(records: Sequence[Record] | Sequence[Decoded], lookup: StateLookup,
                 or ContractState(e.contract_id)
             new, derived = fold(state, e, catalogue, policy)
         except InvalidInput as err:
-            gate.refused(e)
+            gate.refused(e, err)
             batch.dead_letters.append(dead_letter(r, err, recorded_at))
-            batch.settled.append((e.contract_id, e.event_id, "refused", str(err)))
+            if not isinstance(err, NotYetKnown):  # else the relay offers it again later
+                batch.settled.append((e.contract_id, e.event_id, "refused", str(err)))
             continue
         except Exception as err:  # a defect must cost one record, never the batch
             log.exception("internal error folding %s/%s@%s", r.topic, r.partition, r.offset)

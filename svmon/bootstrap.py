@@ -13,16 +13,17 @@ from svmon.catalogue_files import load_catalogue
 from svmon.settings import Settings
 
 
-def repository(settings: Settings) -> Repository:
+def repository(settings: Settings, *, fsync_each_commit: bool = False) -> Repository:
     if settings.database_url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     catalogue = load_catalogue(settings.catalogue_files)
-    return Repository(make_engine(settings.database_url), catalogue)
+    return Repository(make_engine(settings.database_url, fsync_each_commit=fsync_each_commit),
+                      catalogue)
 
 
-def init_database(settings: Settings) -> Repository:
+def init_database(settings: Settings, *, fsync_each_commit: bool = False) -> Repository:
     """Create missing tables and store the catalogue (safe to run again)."""
-    repo = repository(settings)
+    repo = repository(settings, fsync_each_commit=fsync_each_commit)
     repo.create_schema()
     repo.save_catalogue()
     return repo

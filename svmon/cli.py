@@ -118,6 +118,7 @@ def up(demo: bool, seed: int, contracts: int, embedded_broker: bool,
         click.echo(f"alerts   dispatcher started (log: {logs / 'dispatch.log'})")
         children.append(Child("api", python_module("svmon.cli", "api"), settings.to_env(),
                               logs / "api.log"))
+        _wait_for_api(settings, children)
         click.echo(f"api      http://{settings.api_host}:{settings.api_port}/v1/openapi.json "
                    f"(log: {logs / 'api.log'})")
         if demo:
@@ -142,6 +143,26 @@ def up(demo: bool, seed: int, contracts: int, embedded_broker: bool,
         if broker is not None:
             broker.stop()
         click.echo("stopped.")
+
+
+def _wait_for_api(settings: Settings, children: list[Any], timeout: float = 30.0) -> None:
+    from urllib.error import URLError
+    from urllib.request import urlopen
+
+    url = f"http://{settings.api_host}:{settings.api_port}/v1/health"
+    deadline = time.monotonic() + timeout
+    while True:
+        _check(children)
+        try:
+            with urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except (URLError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            raise click.ClickException(f"the API did not answer on {url} within {timeout:.0f}s "
+                                       f"(port {settings.api_port} in use?)")
+        time.sleep(0.2)
 
 
 def _load_demo(settings: Settings, repo: Any, seed: int, contracts: int,

@@ -131,9 +131,24 @@ def _query_int(request: Request, name: str, default: int | None, lo: int, hi: in
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    if not raw.isascii() or not raw.isdigit() or not lo <= int(raw) <= hi:
+    if not raw.isascii() or not raw.isdigit() or len(raw) > len(str(hi)) \
+            or not lo <= int(raw) <= hi:
         raise InvalidInput(name, f"a whole number from {lo} to {hi}", raw)
     return int(raw)
+
+
+def _ident_param(name: str, value: str) -> str:
+    """Ids in paths and queries: what the wire schema allows, so a NUL or a control
+    character never reaches the database (PostgreSQL refuses NUL with an error)."""
+    if not value or len(value) > 128 or not value.isprintable() or " " in value:
+        raise InvalidInput(name, "an id of 1-128 printable characters without spaces",
+                           value)
+    return value
+
+
+def _query_ident(request: Request, name: str) -> str | None:
+    raw = request.query_params.get(name)
+    return None if raw is None else _ident_param(name, raw)
 
 
 Handler = Callable[[Request, Principal], Awaitable[Any]]
@@ -159,7 +174,12 @@ def build_http_app(service: IngestService,
         return run
 
     def path(request: Request, name: str) -> str:
-        return str(request.path_params[name])
+        value = str(request.path_params[name])
+        try:
+            return _ident_param(name, value)
+        except InvalidInput:  # no resource can have such an id
+            raise NotFound(f"no {name.removesuffix('_id')} {value!r}: {name} must be 1-128 "
+                           "printable characters without spaces") from None
 
     async def me(_: Request, p: Principal) -> Any:
         return {"kind": p.kind, "party": p.party, "token_id": p.token_id}
@@ -180,12 +200,10 @@ def build_http_app(service: IngestService,
                 "start": t.start, "end": t.end, "manager": t.manager,
                 "catalogue_edition": t.catalogue_edition, **detail}
 
-    def event_route(type_name: str, parts: Callable[[Any], tuple[object, ...]]) -> Handler:
+    def event_route(type_name: str) -> Handler:
         async def run(request: Request, p: Principal) -> Any:
             body = await _json(request)
-            cid = path(request, "contract_id")
-            fields = body if isinstance(body, dict) else {}
-            return await call(service.one, p, type_name, cid, body, parts(fields))
+            return await call(service.one, p, type_name, path(request, "contract_id"), body)
         return run
 
     async def evidence_one(request: Request, p: Principal) -> Any:
@@ -242,13 +260,13 @@ def build_http_app(service: IngestService,
             raise InvalidInput("status", "one of pending, accepted, refused", status)
         limit = _query_int(request, "limit", 100, 1, 1000)
         before = _query_int(request, "before", None, 1, 2**62)
-        ids = await call(service.contract_ids, p, request.query_params.get("contract_id"))
+        ids = await call(service.contract_ids, p, _query_ident(request, "contract_id"))
         return await call(service.store.submissions, ids, status, limit or 100, before,
                           None if request.query_params.get("contract_id") else p.actor)
 
     async def rejections(request: Request, p: Principal) -> Any:
         limit = _query_int(request, "limit", 100, 1, 1000)
-        ids = await call(service.contract_ids, p, request.query_params.get("contract_id"))
+        ids = await call(service.contract_ids, p, _query_ident(request, "contract_id"))
         return await call(service.store.rejections, ids, limit or 100)
 
     async def get_receipt(request: Request, p: Principal) -> Any:
@@ -270,13 +288,10 @@ def build_http_app(service: IngestService,
         Route("/v1/contracts", endpoint(list_contracts), methods=["GET"]),
         Route("/v1/contracts", endpoint(register, 202), methods=["POST"]),
         Route("/v1/contracts/{contract_id}", endpoint(get_contract)),
-        Route("/v1/contracts/{contract_id}/commitments", endpoint(event_route(
-            "CommitmentMade", lambda b: ("commitment", b.get("measure"), b.get("target"))),
-            202), methods=["POST"]),
-        Route("/v1/contracts/{contract_id}/milestones", endpoint(event_route(
-            "MilestoneScheduled", lambda b: ("milestone", b.get("milestone_id"),
-                                             b.get("due"), b.get("cumulative_target"))),
-            202), methods=["POST"]),
+        Route("/v1/contracts/{contract_id}/commitments",
+              endpoint(event_route("CommitmentMade"), 202), methods=["POST"]),
+        Route("/v1/contracts/{contract_id}/milestones",
+              endpoint(event_route("MilestoneScheduled"), 202), methods=["POST"]),
         Route("/v1/contracts/{contract_id}/evidence", endpoint(evidence_one, 202),
               methods=["POST"]),
         Route("/v1/evidence", endpoint(evidence_batch, 202), methods=["POST"]),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -30,12 +31,14 @@ class InboxRelay:
     def __init__(self, store: IngestStore, settings: Settings,
                  redeliver: timedelta | None = None, batch: int = 2000) -> None:
         self.store, self.settings = store, settings
-        self.redeliver = redeliver or timedelta(seconds=settings.redeliver_seconds)
+        self.redeliver = max(redeliver or timedelta(seconds=settings.redeliver_seconds),
+                             timedelta(seconds=0.5))  # 0 would republish without pause
         self.batch = batch
         self._publisher: Any = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.published = 0
+        self._next_give_up = 0.0
 
     def _producer(self) -> Any:
         if self._publisher is None:
@@ -50,6 +53,9 @@ class InboxRelay:
 
     def run_once(self) -> int:
         """One round; returns how many events were published."""
+        if time.monotonic() >= self._next_give_up:
+            self.store.give_up()
+            self._next_give_up = time.monotonic() + 10
         rows = self.store.due(now_utc(), self.batch)
         if not rows:
             return 0
@@ -73,6 +79,10 @@ class InboxRelay:
             except (KafkaError, OSError) as err:
                 log.warning("relay: broker unavailable (%s); retrying in %.1fs", err, backoff)
                 self._close()
+                try:  # it may come back empty: offer everything again, in order of receipt
+                    self.store.republish_all()
+                except Exception:
+                    log.exception("relay: could not reschedule the inbox")
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
                 continue

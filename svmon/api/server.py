@@ -45,6 +45,8 @@ def serve(settings: Settings, **uvicorn_options: Any) -> None:
 
     from svmon.bootstrap import init_database
 
-    app = build(settings, init_database(settings))
+    # an acknowledgement promises the event survives a crash of the machine, not only
+    # of this process: SQLite syncs every commit to disk here
+    app = build(settings, init_database(settings, fsync_each_commit=True))
     uvicorn.run(app, host=settings.api_host, port=settings.api_port,
                 log_level=settings.log_level, **uvicorn_options)

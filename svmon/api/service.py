@@ -10,7 +10,9 @@ would refuse it. Only then is it written to the inbox (``models.ingest``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -96,6 +98,9 @@ class IngestService:
     def __init__(self, store: IngestStore, views: ContractViews,
                  clock: Callable[[], datetime] = now_utc) -> None:
         self.store, self.views, self.clock = store, views, clock
+        # a request's check and its write happen under its contracts' locks, so two
+        # requests on one contract cannot both pass a check that only one may pass
+        self._stripes = [threading.Lock() for _ in range(64)]
 
     # ----------------------------------------------------------- identity
 
@@ -179,8 +184,18 @@ class IngestService:
         returned. Retries (an event id already received with the same request) get their
         original receipt back without being checked again.
         """
-        errors = [ItemError(i, d) for i, d in drafts if not isinstance(d, Draft)]
         ready = [(i, d) for i, d in drafts if isinstance(d, Draft)]
+        stripes = sorted({hash(d.incoming.contract_id) % len(self._stripes) for _, d in ready})
+        with contextlib.ExitStack() as held:
+            for n in stripes:
+                held.enter_context(self._stripes[n])
+            return self._accept(p, drafts, ready, channel, partial, progress)
+
+    def _accept(self, p: Principal, drafts: Sequence[tuple[int, Draft | InvalidInput]],
+                ready: list[tuple[int, Draft]], channel: str, partial: bool,
+                progress: Callable[[int], None] | None
+                ) -> tuple[list[dict[str, Any]], list[ItemError]]:
+        errors = [ItemError(i, d) for i, d in drafts if not isinstance(d, Draft)]
         known = self.store.known([(d.incoming.contract_id, d.incoming.event_id)
                                   for _, d in ready])
         states: dict[str, ContractState] = {}
@@ -198,10 +213,11 @@ class IngestService:
                     errors.append(ItemError(i, err))
                     continue
                 if old != inc.request_sha256:
+                    how = "for a different request" if old else \
+                        "(an event sent straight to the topic used it)"
                     errors.append(ItemError(i, Conflict(
-                        "event_id", "an id not already used on this contract for a "
-                        "different request", inc.event_id, contract_id=inc.contract_id,
-                        event_id=inc.event_id)))
+                        "event_id", f"an id not already used on this contract {how}",
+                        inc.event_id, contract_id=inc.contract_id, event_id=inc.event_id)))
                 else:
                     keep.append(d)
                 continue
@@ -255,16 +271,47 @@ class IngestService:
                           default_event_id("evidence", data.get("evidence_id")))
 
     def one(self, p: Principal, type_name: str, contract_id: str, body: Any,
-            default_parts: tuple[object, ...], extra: Mapping[str, Any] | None = None
-            ) -> dict[str, Any]:
+            default_parts: tuple[object, ...] | None = None,
+            extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """A single event from a JSON object (the object's ``event_id`` is optional)."""
         if not isinstance(body, Mapping):
             raise SchemaError("body", "a JSON object", type(body).__name__)
         data = {k: v for k, v in body.items() if k != "event_id"}
         data.update(extra or {})
+        if default_parts is None:
+            default_parts = self._amendment_parts(type_name, contract_id, data)
         draft = self.draft(p, type_name, contract_id, data, body.get("event_id"),
                            default_event_id(*default_parts))
         return self._single(p, draft)
+
+    def _amendment_parts(self, type_name: str, contract_id: Any, data: Mapping[str, Any]
+                         ) -> tuple[object, ...]:
+        """The default id of a registration, commitment or milestone: its values and the
+        version it would make. A retry of the latest version gets that version's id back
+        (the original receipt); going back to an earlier value is a new version, not a
+        retry of the old one."""
+        state = self.views.state(contract_id) if isinstance(contract_id, str) \
+            and contract_id.isprintable() and 0 < len(contract_id) <= 128 else None
+        if type_name == "CommitmentMade":
+            what = ("commitment", data.get("measure"), data.get("target"))
+            key = data.get("measure")
+            c = state.commitments.get(key) if state and isinstance(key, str) else None
+            ids, same = (c.event_ids, str(c.target) == str(data.get("target"))) if c \
+                else ((), False)
+        elif type_name == "MilestoneScheduled":
+            what = ("milestone", data.get("milestone_id"), data.get("due"),
+                    data.get("cumulative_target"))
+            key = data.get("milestone_id")
+            m = state.milestones.get(key) if state and isinstance(key, str) else None
+            ids, same = (m.event_ids, (str(m.due), str(m.cumulative_target)) ==
+                         (str(data.get("due")), str(data.get("cumulative_target")))) if m \
+                else ((), False)
+        else:
+            what = ("registered", request_digest(type_name, "", data)[:16])
+            t = state.terms if state else None
+            ids, same = (t.event_ids, False) if t else ((), False)
+        version = len(ids) - 1 if same else len(ids)
+        return (*what, f"v{version}")
 
     def _single(self, p: Principal, draft: Draft) -> dict[str, Any]:
         try:
@@ -278,9 +325,9 @@ class IngestService:
             raise SchemaError("body", "a JSON object", type(body).__name__)
         cid = body.get("contract_id")
         data = {k: v for k, v in body.items() if k not in ("contract_id", "event_id")}
-        digest = request_digest("ContractRegistered", p.actor, data)[:16]
         draft = self.draft(p, "ContractRegistered", cid, data, body.get("event_id"),
-                           default_event_id("registered", digest))
+                           default_event_id(*self._amendment_parts(
+                               "ContractRegistered", cid, data)))
         return self._single(p, draft)
 
     def decide(self, p: Principal, contract_id: str, evidence_id: str, decision: str,

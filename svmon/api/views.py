@@ -4,8 +4,11 @@ yet settled by the worker, with the same fold the worker uses.
 Checking a request against this state gives the same answer the stream will give, at
 request time: unknown measure, a period outside the term, verifying retracted
 evidence... The journal part is cached per contract and grown from the journal's new
-rows; the pending part is folded on top. Reads go inbox first, then journal: if the
-worker commits in between, an event is folded twice, which the fold ignores.
+rows. The pending part is folded on top: grown when new rows were only added, folded
+again when any row left the pending set (settled, possibly refused) or a row appeared
+below one already folded (ids from a sequence can commit out of order). The pending
+ids are read before the journal, so an event settled in between is folded twice,
+which the fold ignores, rather than not at all.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from svmon.schemas import decode_event
 class _Entry:
     length: int  # journal rows folded into ``base``
     base: ContractState
-    last_pending: int  # highest inbox id folded into ``view``
+    pending: list[int]  # inbox ids folded into ``view``, in order
     view: ContractState
 
 
@@ -41,32 +44,26 @@ class ContractViews:
 
     def state(self, contract_id: str) -> ContractState:
         with self._lock:
+            ids = self.store.pending_ids(contract_id)
+            length = self.store.chain_length(contract_id)
             entry = self._cache.get(contract_id)
-            if entry is not None:
-                newer = self.store.pending(contract_id, entry.last_pending)
-                if self.store.chain_length(contract_id) == entry.length:
-                    entry.view, entry.last_pending = self._apply(entry.view, newer,
-                                                                 entry.last_pending)
-                    self._cache.move_to_end(contract_id)
-                    return entry.view
-            pending = self.store.pending(contract_id)
-            length, base = (entry.length, entry.base) if entry else \
-                (0, ContractState(contract_id))
-            for seq, payload in self.store.journal_since(contract_id, length):
-                base, length = self._fold(base, payload), seq
-            view, last = self._apply(base, pending, 0)
-            self._cache[contract_id] = _Entry(length, base, last, view)
+            if entry is None or entry.length != length:
+                have, base = (entry.length, entry.base) if entry is not None \
+                    and entry.length < length else (0, ContractState(contract_id))
+                for seq, payload in self.store.journal_since(contract_id, have):
+                    base, have = self._fold(base, payload), seq
+                entry = _Entry(have, base, [], base)
+            n = len(entry.pending)
+            if ids[:n] != entry.pending:  # a row left, or an earlier one appeared
+                entry.pending, entry.view, n = [], entry.base, 0
+            for _, payload in self.store.payloads(ids[n:]):
+                entry.view = self._fold(entry.view, payload)
+            entry.pending = ids
+            self._cache[contract_id] = entry
             self._cache.move_to_end(contract_id)
             while len(self._cache) > self.capacity:
                 self._cache.popitem(last=False)
-            return view
-
-    def _apply(self, state: ContractState, pending: list[tuple[int, str]], last: int
-               ) -> tuple[ContractState, int]:
-        for row_id, payload in pending:
-            state = self._fold(state, payload)
-            last = max(last, row_id)
-        return state, last
+            return entry.view
 
     def _fold(self, state: ContractState, payload: str) -> ContractState:
         try:

@@ -58,8 +58,8 @@ def rebuild(events: Iterable[ev.ContractEvent | None], catalogue: Catalogue,
                 out.duplicates += 1
                 continue
             s, d = fold(s, e, catalogue, policy)
-        except InvalidInput:
-            gate.refused(e)
+        except InvalidInput as err:
+            gate.refused(e, err)
             out.rejected += 1
             continue
         gate.accepted(e)

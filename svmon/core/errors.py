@@ -69,5 +69,16 @@ class RejectedEvent(InvalidInput):
     """
 
 
+class NotYetKnown(RejectedEvent):
+    """An event that refers to something its contract's log does not hold yet: the
+    contract's registration, the evidence it decides, the commitment a milestone needs.
+
+    Unlike other refusals it does not stick to the event id: the same event may be
+    accepted once what it refers to has arrived. After the embedded broker loses its
+    log, the inbox relay sends again what was lost, and a later event can overtake the
+    earlier one it depends on; it is redelivered until it fits.
+    """
+
+
 class UnknownMeasure(InvalidInput):
     """A measure code that the catalogue edition does not hold."""

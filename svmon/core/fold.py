@@ -14,7 +14,7 @@ from typing import Any
 
 from svmon.core import events as ev
 from svmon.core.catalogue import Catalogue, Measure
-from svmon.core.errors import InvalidInput, RejectedEvent
+from svmon.core.errors import InvalidInput, NotYetKnown, RejectedEvent
 from svmon.core.idempotence import EventGate
 from svmon.core.rules import (
     DEFAULT_POLICY,
@@ -78,8 +78,8 @@ def fold_all(
             if gate.check(e) == "duplicate":
                 continue
             s, d = fold(s, e, catalogue, policy)
-        except InvalidInput:
-            gate.refused(e)
+        except InvalidInput as err:
+            gate.refused(e, err)
             continue
         gate.accepted(e)
         states[e.contract_id] = s
@@ -96,7 +96,8 @@ def _reject(e: ev.ContractEvent, field: str, expected: str, got: Any) -> Rejecte
 
 def _terms(s: ContractState, e: ev.ContractEvent) -> Terms:
     if s.terms is None:
-        raise _reject(e, "contract_id", "a registered contract", e.contract_id)
+        raise NotYetKnown("contract_id", "a registered contract", e.contract_id,
+                          contract_id=e.contract_id, event_id=e.event_id)
     return s.terms
 
 
@@ -111,8 +112,8 @@ def _evidence(s: ContractState, e: ev.ContractEvent, evidence_id: str) -> Eviden
     try:
         return s.evidence[evidence_id]
     except KeyError:
-        raise _reject(e, "evidence_id", "evidence submitted on this contract",
-                      evidence_id) from None
+        raise NotYetKnown("evidence_id", "evidence submitted on this contract", evidence_id,
+                          contract_id=e.contract_id, event_id=e.event_id) from None
 
 
 def _unit_key(unit: str) -> str:
@@ -231,7 +232,8 @@ def _scheduled(
         return s, NOTHING
     c = s.commitments.get(e.measure)
     if c is None:
-        raise _reject(e, "measure", "a measure with a commitment on this contract", e.measure)
+        raise NotYetKnown("measure", "a measure with a commitment on this contract", e.measure,
+                          contract_id=e.contract_id, event_id=e.event_id)
     if not terms.start <= e.due <= terms.end:
         raise _reject(e, "due", f"within the term {terms.start}..{terms.end}", e.due.isoformat())
     if e.cumulative_target > c.target:
@@ -249,7 +251,11 @@ def _scheduled(
 def _submitted(s: ContractState, e: ev.EvidenceSubmitted, cat: Catalogue, _: Policy) -> Result:
     terms = _terms(s, e)
     if e.evidence_id in s.evidence:
-        return s, NOTHING
+        used = s.evidence[e.evidence_id].event_ids
+        if e.event_id in used:
+            return s, NOTHING
+        raise _reject(e, "evidence_id", f"an evidence id not used before on this contract "
+                      f"(event {used[0]!r} submitted it)", e.evidence_id)
     measure = _measure(cat, terms, e, e.measure)
     if e.unit and _unit_key(e.unit) != _unit_key(measure.unit):
         raise _reject(e, "unit", f"the unit of measure {measure.code}, {measure.unit!r}", e.unit)

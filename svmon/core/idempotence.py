@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from svmon.core.errors import RejectedEvent
+from svmon.core.errors import NotYetKnown, RejectedEvent
 from svmon.core.events import ContractEvent
 
 Key = tuple[str, str]
@@ -53,7 +53,10 @@ class EventGate:
     def accepted(self, e: ContractEvent) -> None:
         self._accepted[key_of(e)] = hash(e)
 
-    def refused(self, e: ContractEvent) -> None:
-        """Remember a refusal (an id already accepted keeps its accepted event)."""
+    def refused(self, e: ContractEvent, err: Exception | None = None) -> None:
+        """Remember a refusal (an id already accepted keeps its accepted event). A
+        :class:`NotYetKnown` refusal is not remembered: the event may fit later."""
+        if isinstance(err, NotYetKnown):
+            return
         if key_of(e) not in self._accepted:
             self._refused.add(key_of(e))

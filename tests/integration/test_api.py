@@ -341,3 +341,116 @@ def test_cli_tokens_and_csv_import(api: Api, tmp_path: Any, monkeypatch: Any) ->
     assert "251 rows: 250 stored (0 already known), 1 refused" in out.output
     api.settle()
     assert api.totals("C-A")["NT1"] == (Decimal(252), Decimal(0))
+
+
+def test_racing_requests_on_one_contract_cannot_both_pass(api: Api) -> None:
+    """Check and write happen under the contract's lock: of two requests that only one
+    may win, exactly one is stored."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def post(n: int) -> int:
+        body = evidence("E-race", quantity=str(n), event_id=f"race-{n}")
+        return api.post("supplier-a", "/v1/contracts/C-A/evidence", body).status_code
+
+    contract = {"title": "Parks", "buyer": "Borsetshire CC", "supplier_id": "S01",
+                "supplier_name": "Northgate", "start": "2026-01-01", "end": "2028-12-31",
+                "value_gbp": "1", "catalogue_edition": "DEMO-2025"}
+
+    def register(who: str) -> int:
+        body = {"contract_id": "C-RACE", **contract, "manager": who.replace("manager", "mgr")}
+        return api.post(who, "/v1/contracts", body).status_code
+
+    for _ in range(3):
+        with ThreadPoolExecutor(8) as pool:
+            codes = sorted(pool.map(post, range(1, 9)))
+            owners = sorted(pool.map(register, ["manager-a", "manager-b"]))
+    assert codes.count(202) == 1 and set(codes) == {202, 409}, codes
+    assert owners == [202, 403]
+    api.settle()
+    claimed = api.totals("C-A")["NT1"][0]
+    assert claimed - 2 in {Decimal(n) for n in range(1, 9)}  # one of them, once
+
+
+def test_ids_already_used_another_way_are_conflicts(api: Api) -> None:
+    # C-A:E1 reached the journal straight from the topic, not through the API
+    r = api.post("supplier-a", "/v1/contracts/C-A/evidence",
+                 evidence("E-x", event_id="C-A:E1"))
+    assert r.status_code == 409 and "straight to the topic" in r.json()["message"]
+
+
+def test_a_refused_pending_event_leaves_the_view(api: Api) -> None:
+    """The worker can refuse what the API let through (a race, a rule that changed):
+    once it does, the API's view of the contract forgets the event."""
+    from models.repository import Batch
+
+    r = api.post("supplier-a", "/v1/contracts/C-A/evidence", evidence("X2", event_id="x2-1"))
+    assert r.status_code == 202
+    assert api.post("supplier-a", "/v1/contracts/C-A/evidence",
+                    evidence("X2", event_id="x2-2")).status_code == 409  # X2 is pending
+    b = Batch(consumer="test", settled=[("C-A", "x2-1", "refused", "refused for the test")])
+    api.repo.apply_batch(b)
+    r = api.post("supplier-a", "/v1/contracts/C-A/evidence", evidence("X2", event_id="x2-2"))
+    assert r.status_code == 202, r.text
+    receipt = api.client.get("/v1/contracts/C-A/events/x2-1", headers=api.headers("supplier-a"))
+    assert receipt.json()["status"] == "refused"
+
+
+def test_an_event_that_never_fits_is_given_up_with_the_workers_reason(api: Api) -> None:
+    from datetime import UTC, datetime
+
+    from models.repository import Batch
+    from streams.processor import Record, dead_letter
+    from svmon.core.errors import NotYetKnown
+
+    assert api.post("supplier-a", "/v1/contracts/C-A/evidence",
+                    evidence("W1")).status_code == 202
+    [(row_id, _, payload, _)] = api.store.due(datetime(2200, 1, 1, tzinfo=UTC))
+    why = NotYetKnown("evidence_id", "evidence submitted on this contract", "W0",
+                      contract_id="C-A", event_id="evidence:W1")
+    for n in range(12):  # what twelve deliveries that never fit leave behind
+        api.store.published([(row_id, n)], datetime.now(UTC), timedelta(0))
+        api.repo.apply_batch(Batch(consumer="test", dead_letters=[dead_letter(
+            Record("t", 0, n, b"C-A", payload.encode()), why, datetime.now(UTC))]))
+        assert api.store.give_up() == (1 if n == 11 else 0)
+    receipt = api.client.get("/v1/contracts/C-A/events/evidence:W1",
+                             headers=api.headers("supplier-a")).json()
+    assert receipt["status"] == "refused" and "after 12 deliveries" in receipt["reason"]
+    assert "evidence submitted on this contract" in receipt["reason"]
+
+
+def test_going_back_to_an_earlier_target_is_an_amendment_not_a_retry(api: Api) -> None:
+    url = "/v1/contracts/C-A/commitments"
+    receipts = [api.post("manager-a", url, {"measure": "D-APP", "target": t}).json()
+                for t in ("30", "20", "30")]
+    assert len({r["event_id"] for r in receipts}) == 3
+    again = api.post("manager-a", url, {"measure": "D-APP", "target": "30"}).json()
+    assert again == receipts[2]  # a retry of the latest is still a retry
+    api.settle()
+    assert api.store.contract_detail("C-A")["totals"][0]["target"] == Decimal(30)
+
+
+def test_odd_parameters_are_4xx(api: Api) -> None:
+    h = api.headers("supplier-a")
+    for url in ("/v1/submissions?limit=" + "1" * 5000, "/v1/submissions?before=" + "9" * 40,
+                "/v1/submissions?contract_id=%00", "/v1/contracts/%00",
+                "/v1/contracts/C%01A/events/x", "/v1/rejections?contract_id=" + "x" * 300):
+        r = api.client.get(url, headers=h)
+        assert 400 <= r.status_code < 500 and r.json()["message"], (url, r.text)
+
+
+def test_a_thousand_submissions_list_in_one_page(api: Api) -> None:
+    text = CSV_HEADER + "".join(csv_row("C-A", f"P{i}") for i in range(1001))
+    r = api.client.post("/v1/evidence/csv", content=text,
+                        headers={**api.headers("supplier-a"), "content-type": "text/csv"})
+    assert r.status_code == 202
+    api.settle()
+    r = api.client.get("/v1/submissions?limit=1000", headers=api.headers("supplier-a"))
+    assert r.status_code == 200 and len(r.json()) == 1000
+    assert all(s["evidence"]["status"] == "submitted" for s in r.json())
+
+
+def test_party_ids_cannot_pass_for_another_partys_actor(api: Api) -> None:
+    from svmon.core.errors import InvalidInput
+
+    with pytest.raises(InvalidInput):
+        api.store.create_token("manager", "supplier:S01")

@@ -6,6 +6,7 @@ and every refusal must be a 4xx whose JSON body says what is wrong.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from typing import Any
 
@@ -26,7 +27,9 @@ from svmon.api.http import OPENAPI_PATH
 from tests.integration.conftest import Api
 
 pytestmark = pytest.mark.slow
-EXAMPLES = 40  # per operation, mode and party: about 2,500 requests in all
+EXAMPLES = 40  # per operation, mode and party: about 2,100 requests in all
+# the same cases on every run (CI must not flicker); SVMON_FUZZ_RANDOM=1 explores anew
+DERANDOMIZE = not os.environ.get("SVMON_FUZZ_RANDOM")
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
 
@@ -50,7 +53,8 @@ def test_fuzzing_makes_no_5xx_and_every_refusal_says_why(api: Api) -> None:
 
                 @given(case=cases)
                 @settings(max_examples=EXAMPLES, deadline=None, database=None,
-                          phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+                          derandomize=DERANDOMIZE, phases=[Phase.generate],
+                          suppress_health_check=list(HealthCheck))
                 def run(case: Any) -> None:
                     response = case.call_and_validate(checks=CHECKS)
                     seen[response.status_code] += 1
@@ -93,7 +97,7 @@ def test_any_valid_evidence_is_accepted_and_counted_exactly(api: Api) -> None:
 
     @given(items=st.lists(st.tuples(ids, quantities, periods, measures), min_size=1,
                           max_size=20, unique_by=lambda x: x[0]))
-    @settings(max_examples=60, deadline=None, database=None,
+    @settings(max_examples=60, deadline=None, database=None, derandomize=DERANDOMIZE,
               suppress_health_check=list(HealthCheck))
     def run(items: list[Any]) -> None:
         body = {"items": [

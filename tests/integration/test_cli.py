@@ -30,12 +30,15 @@ def svmon(*args: str, env: dict[str, str], cwd: Path, timeout: float = 300) -> s
 @pytest.mark.slow
 def test_up_demo_then_report_json(tmp_path: Path) -> None:
     """`svmon up --demo` brings everything up; alerts appear in `svmon report --json`."""
+    api_port = free_port()
     env = {"SVMON_BROKER_URL": f"kafka://127.0.0.1:{free_port()}",
-           "SVMON_DATA_DIR": str(tmp_path / ".svmon"), "PYTHONPATH": str(ROOT)}
+           "SVMON_DATA_DIR": str(tmp_path / ".svmon"), "PYTHONPATH": str(ROOT),
+           "SVMON_API_PORT": str(api_port)}
     env.pop("DATABASE_URL", None)
     out = svmon("up", "--demo", "--contracts", "12", "--exit-after-load", env=env,
                 cwd=tmp_path)
     assert "embedded Tansu" in out and "stopped." in out
+    assert f"api      http://127.0.0.1:{api_port}/v1/openapi.json" in out
     m = re.search(r"(\d+) contracts, (\d+) events journalled, (\d+) open alerts", out)
     assert m and m.group(1) == "12" and int(m.group(3)) > 0
     report = json.loads(svmon("report", "--json", env=env, cwd=tmp_path))

@@ -17,7 +17,7 @@ from decimal import Decimal
 import pytest
 
 from svmon.core import events as ev
-from svmon.core.errors import RejectedEvent
+from svmon.core.errors import NotYetKnown, RejectedEvent
 from svmon.core.fold import fold, fold_all
 from svmon.core.rules import Policy
 from svmon.core.state import ContractState, Totals, state_from_dict, state_to_dict
@@ -533,12 +533,25 @@ def test_a_tick_may_not_claim_a_time_after_it_was_written() -> None:
 
 
 def test_fold_all_keeps_a_refused_event_refused_when_it_comes_again() -> None:
-    early = submitted("E0", "NT1", "5", "2025-01-01", "2025-01-31", "2025-02-01")
-    states, _ = fold_all([early, *setup_events(), early], CATALOGUE)
+    too_high = milestone("NT1-BIG", "NT1", "2025-06-30", "50")  # above the target of 10
+    raised = committed("NT1", "60", event_id="C-001:commit:NT1:v2")
+    states, _ = fold_all([*setup_events(), too_high, raised, too_high], CATALOGUE)
     # on its own, the copy would now fold; the log's decision about its id stands
-    assert fold(states["C-001"], early, CATALOGUE)[0].totals_for("NT1").claimed == D(5)
-    assert "E0" not in states["C-001"].evidence
-    assert states["C-001"].totals_for("NT1") == Totals()
+    assert "NT1-BIG" in fold(states["C-001"], too_high, CATALOGUE)[0].milestones
+    assert "NT1-BIG" not in states["C-001"].milestones
+
+
+def test_an_event_that_came_too_early_fits_when_it_comes_again() -> None:
+    """Evidence before its contract's registration is refused as not yet known; that
+    refusal does not stick (a relay that lost its broker sends it again, in time)."""
+    early = submitted("E0", "NT1", "5", "2025-01-01", "2025-01-31", "2025-02-01")
+    with pytest.raises(NotYetKnown):
+        fold(ContractState("C-001"), early, CATALOGUE)
+    states, _ = fold_all([early, *setup_events(), early], CATALOGUE)
+    assert states["C-001"].totals_for("NT1").claimed == D(5)
+    verify_first = verified("E0", "2025-02-03")
+    states, _ = fold_all([verify_first, *setup_events(), early, verify_first], CATALOGUE)
+    assert states["C-001"].totals_for("NT1").verified == D(5)
 
 
 def test_fold_all_refuses_a_different_event_under_a_used_id() -> None:
@@ -582,13 +595,15 @@ def test_redelivered_old_decision_does_not_undo_a_later_one() -> None:
     assert s.totals_for("L-VOL") == Totals(D(0), D(0))
 
 
-def test_same_evidence_id_under_a_new_event_id_is_counted_once() -> None:
+def test_same_evidence_id_under_a_new_event_id_is_refused_and_counted_once() -> None:
     first = submitted("E1", "L-VOL", "75.5", "2025-01-01", "2025-01-31", "2025-02-03")
     resent = replace(first, event_id="C-001:E1:resent", occurred_at=at("2025-02-04", 10))
-    s, log = apply([first, resent], _registered_state())
-    assert s.totals_for("L-VOL") == Totals(D("75.5"), D(0))
-    assert s.evidence["E1"].event_ids == (first.event_id,)
-    assert s.evidence["E1"].submitted_at == first.occurred_at
+    s, log = apply([first], _registered_state())
+    err = _reject(s, resent)
+    assert err.field == "evidence_id" and first.event_id in err.expected
+    states, _ = fold_all([*setup_events(), first, resent], CATALOGUE)
+    assert states["C-001"].totals_for("L-VOL") == Totals(D("75.5"), D(0))
+    assert states["C-001"].evidence["E1"].event_ids == (first.event_id,)
     assert all_derived(log) == []
 
 

@@ -27,6 +27,7 @@ PROPS = settings(max_examples=100, deadline=None, database=None,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 CHEAP = settings(PROPS, max_examples=200)
 MEASURES = sorted(m.code for m in CATALOGUE.measures(EDITION))
+PERCENT = {m.code for m in CATALOGUE.measures(EDITION) if m.unit == "%"}  # at most 100
 
 Log = list[ev.ContractEvent]
 States = dict[str, ContractState]
@@ -36,6 +37,7 @@ States = dict[str, ContractState]
 amounts = st.integers(0, 6).flatmap(
     lambda places: st.decimals(min_value=D(1).scaleb(-places), max_value=D(50_000),
                                places=places, allow_nan=False, allow_infinity=False))
+percentages = st.decimals(min_value=D("0.01"), max_value=D(100), places=2)
 # identifiers: printable, no spaces (drawn from a list: regex strategies are slow)
 idents = st.sampled_from(["system", "mgr-aoife", "supplier-S01", "S02", "x", "é:ü_1.2",
                           "a" * 128])
@@ -92,8 +94,9 @@ def contract_logs(draw: st.DrawFn, cid: str = "C-001") -> Log:
             evidence.append(evidence_id)
             log.append(ev.EvidenceSubmitted(
                 event_id=evidence_id, contract_id=cid, occurred_at=now, actor=draw(idents),
-                evidence_id=evidence_id, measure=draw(st.sampled_from(measures)),
-                quantity=draw(amounts), period_start=period_start,
+                evidence_id=evidence_id, measure=(m := draw(st.sampled_from(measures))),
+                quantity=draw(percentages if m in PERCENT else amounts),
+                period_start=period_start,
                 period_end=draw(st.dates(period_start, min(end, now.date()))),
                 description=draw(texts),
                 attachments=draw(attachments)))
