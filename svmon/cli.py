@@ -263,21 +263,21 @@ def replay(source: str, as_of: str | None, verify: bool, report_dir: Path | None
     """Rebuild every figure from the log with the same fold the live worker uses."""
     from svmon.audit import report as reports
     from svmon.audit.chain import verify_chains
-    from svmon.audit.replay import compare, rebuild, topic_events
+    from svmon.audit.replay import compare, rebuild, rebuild_from_topic
     from svmon.bootstrap import repository
 
     settings = _settings()
     repo = repository(settings)
     when = _parse_when(as_of) if as_of else None
-    if source == "journal":
-        events: Any = repo.journal_events(until=when)
-        length: int | None = repo.counts()["journal"]
-    else:
-        events = topic_events(settings.bootstrap, settings.events_topic, as_of=when)
-        length = None
+    length = repo.counts()["journal"]  # the topic holds about as many (plus refusals)
     with click.progressbar(length=length, label=f"replaying the {source}", file=sys.stderr,
                            show_pos=True) as bar:
-        rebuilt = rebuild(events, repo.catalogue, progress=bar.update)
+        if source == "journal":
+            rebuilt = rebuild(repo.journal_events(until=when), repo.catalogue,
+                              progress=bar.update)
+        else:
+            rebuilt = rebuild_from_topic(settings.bootstrap, settings.events_topic,
+                                         repo.catalogue, as_of=when, progress=bar.update)
     breaks, mismatches = [], []
     if verify:
         breaks = verify_chains(repo.chain_rows(), repo.chain_heads())

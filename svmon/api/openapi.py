@@ -79,6 +79,13 @@ EID = _path("evidence_id", "The evidence's id (the supplier's reference)")
 POST_CODES = ("400", "401", "403", "404", "409", "413", "415", "422")
 
 
+def _query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema}
+
+
+LIMIT = {"type": "integer", "minimum": 1, "maximum": 1000}
+
+
 def _accepted(schema: str = "Receipt") -> dict[str, Any]:
     return {"202": {"description": "Stored durably; the stream will fold it",
                     "content": {"application/json": {
@@ -91,6 +98,8 @@ def _ok(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
 
 
 def document() -> dict[str, Any]:
+    listing = {**_ok({"type": "array", "items": {"type": "object"}}),
+               **_errors("401", "403", "404", "422")}
     evidence = data_json_schema("EvidenceSubmitted", required=("unit",))
     evidence["properties"]["unit"]["description"] = \
         "The measure's unit as the catalogue gives it (e.g. 'no. weeks'); required"
@@ -168,25 +177,17 @@ def document() -> dict[str, Any]:
             "summary": "Events received on your contracts, newest first, with their status "
                        "and the evidence's review",
             "parameters": [
-                {"name": "contract_id", "in": "query", "required": False, "schema": IDENT},
-                {"name": "status", "in": "query", "required": False,
-                 "schema": {"type": "string", "enum": ["pending", "accepted", "refused"]}},
-                {"name": "limit", "in": "query", "required": False,
-                 "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
-                {"name": "before", "in": "query", "required": False,
-                 "schema": {"type": "integer", "minimum": 1}}],
-            "responses": {**_ok({"type": "array", "items": {"type": "object"}}),
-                          **_errors("401", "403", "404", "422")}}},
+                _query("contract_id", IDENT),
+                _query("status", {"type": "string", "enum": ["pending", "accepted", "refused"]}),
+                _query("limit", LIMIT),
+                _query("before", {"type": "integer", "minimum": 1})],
+            "responses": listing}},
         "/v1/rejections": {"get": {
             "operationId": "listRejections",
             "summary": "Events the stream refused on your contracts, from any channel "
                        "(including the Kafka client)",
-            "parameters": [
-                {"name": "contract_id", "in": "query", "required": False, "schema": IDENT},
-                {"name": "limit", "in": "query", "required": False,
-                 "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
-            "responses": {**_ok({"type": "array", "items": {"type": "object"}}),
-                          **_errors("401", "403", "404", "422")}}},
+            "parameters": [_query("contract_id", IDENT), _query("limit", LIMIT)],
+            "responses": listing}},
         "/v1/contracts/{contract_id}/events/{event_id}": {"get": {
             "operationId": "getReceipt",
             "parameters": [CID, _path("event_id", "The event's id")],

@@ -70,10 +70,23 @@ def rebuild(events: Iterable[ev.ContractEvent | None], catalogue: Catalogue,
     return out
 
 
+def topic_partitions(bootstrap: str, topic: str) -> list[int]:
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                             enable_auto_commit=False)
+    try:
+        return sorted(consumer.partitions_for_topic(topic) or ())
+    finally:
+        consumer.close()
+
+
 def topic_events(bootstrap: str, topic: str, as_of: datetime | None = None,
                  idle_polls: int = 5, poll_ms: int = 200,
+                 partitions: Iterable[int] | None = None,
                  **consumer_config: Any) -> Iterator[ev.ContractEvent | None]:
-    """Every record of ``topic`` up to ``as_of`` (record timestamp), in partition order.
+    """Every record of ``topic`` (or of some of its ``partitions``) up to ``as_of``
+    (record timestamp), in partition order.
 
     A contract's events share a partition, so per-contract order is the log's order.
     Yields ``None`` for records that do not decode (the live worker dead-lettered them).
@@ -84,7 +97,8 @@ def topic_events(bootstrap: str, topic: str, as_of: datetime | None = None,
                              enable_auto_commit=False, max_poll_records=5000,
                              fetch_max_bytes=64 * 1024 * 1024, **consumer_config)
     try:
-        partitions = consumer.partitions_for_topic(topic) or set()
+        if partitions is None:
+            partitions = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
@@ -103,6 +117,71 @@ def topic_events(bootstrap: str, topic: str, as_of: datetime | None = None,
                     yield event_from_record(rec.key, rec.value)
     finally:
         consumer.close()
+
+
+def rebuild_from_topic(bootstrap: str, topic: str, catalogue: Catalogue,
+                       as_of: datetime | None = None, policy: Policy = DEFAULT_POLICY,
+                       processes: int | None = None,
+                       progress: Callable[[int], None] | None = None) -> Rebuild:
+    """Replay the topic with one process per group of partitions.
+
+    Every event of a contract is on one partition (the key is the contract id), so
+    partitions fold independently and the rebuilt states simply join; each process
+    has its own consumer, manually assigned, and stops on its own empty polls.
+    """
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor, wait
+
+    parts = topic_partitions(bootstrap, topic)
+    n = max(1, min(processes or os.cpu_count() or 1, len(parts)))
+    if n == 1:
+        return rebuild(topic_events(bootstrap, topic, as_of), catalogue, policy, progress)
+    groups = [parts[i::n] for i in range(n)]
+    ctx = multiprocessing.get_context("fork")  # the catalogue and code are there already
+    counter = ctx.Value("q", 0)
+    out = Rebuild()
+    with ProcessPoolExecutor(n, mp_context=ctx, initializer=_share_counter,
+                             initargs=(counter,)) as pool:
+        futures = [pool.submit(_rebuild_partitions, bootstrap, topic, g, as_of, catalogue,
+                               policy) for g in groups]
+        reported = 0
+        while not all(f.done() for f in futures):
+            wait(futures, timeout=0.2)
+            if progress is not None and counter.value > reported:
+                progress(counter.value - reported)
+                reported = counter.value
+        for f in futures:
+            part = f.result()
+            out.states.update(part.states)
+            out.derived.extend(part.derived)
+            out.events += part.events
+            out.rejected += part.rejected
+            out.duplicates += part.duplicates
+            out.undecodable += part.undecodable
+    if progress is not None and out.events > reported:
+        progress(out.events - reported)
+    return out
+
+
+_COUNTER: Any = None
+
+
+def _share_counter(counter: Any) -> None:
+    global _COUNTER
+    _COUNTER = counter
+
+
+def _rebuild_partitions(bootstrap: str, topic: str, partitions: list[int],
+                        as_of: datetime | None, catalogue: Catalogue, policy: Policy
+                        ) -> Rebuild:
+    def tick(n: int) -> None:
+        if _COUNTER is not None:
+            with _COUNTER.get_lock():
+                _COUNTER.value += n
+
+    return rebuild(topic_events(bootstrap, topic, as_of, partitions=partitions), catalogue,
+                   policy, progress=tick)
 
 
 def event_from_record(key: bytes | None, value: bytes) -> ev.ContractEvent | None:

@@ -28,7 +28,13 @@ from models.tables import JournalEntry
 from streams.client import publish
 from streams.processor import Record, process
 from svmon.audit.chain import verify_chains
-from svmon.audit.replay import compare, event_from_record, rebuild, topic_events
+from svmon.audit.replay import (
+    compare,
+    event_from_record,
+    rebuild,
+    rebuild_from_topic,
+    topic_events,
+)
 from svmon.bootstrap import init_database, repository
 from svmon.core.idempotence import key_of
 from svmon.core.state import ContractState
@@ -237,6 +243,12 @@ def test_replay_from_topic_agrees_with_journal_and_live(settings: Settings,
                          repo.catalogue)
     from_journal = rebuild(repo.journal_events(), repo.catalogue)
     assert from_topic.states == from_journal.states
+    in_parallel = rebuild_from_topic(settings.bootstrap, settings.events_topic,
+                                     repo.catalogue, processes=2)  # two groups of partitions
+    assert in_parallel.states == from_topic.states and in_parallel.events == len(events)
+    assert sorted(d.derived_id for d in in_parallel.derived) == \
+        sorted(d.derived_id for d in from_topic.derived)
+    assert in_parallel.open_alerts() == from_topic.open_alerts()
     assert sorted(d.derived_id for d in from_topic.derived) == \
         sorted(d.derived_id for d in from_journal.derived)
     assert compare(from_topic, repo.live_totals(),
