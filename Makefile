@@ -21,8 +21,10 @@ demo: $(STAMP)
 up: $(STAMP)
 	$(BIN)/svmon up
 
-## Lint, type-check the core, then every test (real broker, SQLite and PostgreSQL).
+## Lint, type-check the core, then every test (real broker, SQLite and PostgreSQL,
+## dashboards in Debian's Chromium, installed here when missing).
 test: $(STAMP) lint typecheck
+	sh infra/install-browser.sh
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

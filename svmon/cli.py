@@ -121,6 +121,10 @@ def up(demo: bool, seed: int, contracts: int, embedded_broker: bool,
         _wait_for_api(settings, children)
         click.echo(f"api      http://{settings.api_host}:{settings.api_port}/v1/openapi.json "
                    f"(log: {logs / 'api.log'})")
+        children.append(Child("dashboards", voila_command(settings), absolute(settings).to_env(),
+                              logs / "voila.log"))
+        click.echo(f"dashboards http://127.0.0.1:{settings.dashboard_port}/voila/render/"
+                   f"portfolio.ipynb (contract.ipynb, alerts.ipynb; log: {logs / 'voila.log'})")
         if demo:
             _load_demo(settings, repo, seed, contracts, children)
         _where_to_look(settings, repo)
@@ -143,6 +147,35 @@ def up(demo: bool, seed: int, contracts: int, embedded_broker: bool,
         if broker is not None:
             broker.stop()
         click.echo("stopped.")
+
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def absolute(settings: Settings) -> Settings:
+    """The same settings with the data folder and an SQLite file as absolute paths, for
+    processes that run elsewhere (Voila's kernels run in the notebooks' folder)."""
+    url = settings.database_url
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        url = "sqlite:///" + str(Path(url.removeprefix("sqlite:///")).resolve())
+    return settings.with_(data_dir=settings.data_dir.resolve(), database_url=url)
+
+
+def voila_command(settings: Settings, port: int | None = None) -> list[str]:
+    """Voila serving the dashboards only: no tracebacks, no other files."""
+    return [sys.executable, "-m", "voila", str(NOTEBOOKS), "--no-browser",
+            f"--port={port or settings.dashboard_port}", "--Voila.ip=127.0.0.1",
+            "--show_tracebacks=False", "--VoilaConfiguration.file_allowlist=[]",
+            "--VoilaConfiguration.file_denylist=['.*']"]
+
+
+@main.command()
+def lab() -> None:
+    """Open the dashboards' notebooks in JupyterLab for ad hoc analysis."""
+    import os
+
+    env = {**os.environ, **absolute(_settings()).to_env()}
+    os.execvpe(sys.executable, [sys.executable, "-m", "jupyter", "lab", str(NOTEBOOKS)], env)
 
 
 def _wait_for_api(settings: Settings, children: list[Any], timeout: float = 30.0) -> None:

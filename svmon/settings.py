@@ -17,6 +17,7 @@
 | ``SVMON_ESCALATE_HOURS`` | ``24`` | unacknowledged alerts go to the deputy after this |
 | ``SVMON_API_HOST`` / ``SVMON_API_PORT`` | ``127.0.0.1`` / ``8080`` | where the HTTP API listens |
 | ``SVMON_REDELIVER_SECONDS`` | ``30`` | publish an unsettled received event again after this |
+| ``SVMON_DASHBOARD_PORT`` | ``8866`` | where Voila serves the dashboards |
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class Settings:
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     redeliver_seconds: float = 30.0
+    dashboard_port: int = 8866
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -94,7 +96,8 @@ class Settings:
                 "SVMON_DISPATCH_LEASE_SECONDS": str(self.dispatch_lease_seconds),
                 "SVMON_FETCH_MAX_WAIT_MS": str(self.fetch_max_wait_ms),
                 "SVMON_API_HOST": self.api_host, "SVMON_API_PORT": str(self.api_port),
-                "SVMON_REDELIVER_SECONDS": str(self.redeliver_seconds)}
+                "SVMON_REDELIVER_SECONDS": str(self.redeliver_seconds),
+                "SVMON_DASHBOARD_PORT": str(self.dashboard_port)}
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -123,4 +126,5 @@ class Settings:
             api_host=e.get("SVMON_API_HOST", cls.api_host),
             api_port=int(e.get("SVMON_API_PORT", cls.api_port)),
             redeliver_seconds=float(e.get("SVMON_REDELIVER_SECONDS", cls.redeliver_seconds)),
+            dashboard_port=int(e.get("SVMON_DASHBOARD_PORT", cls.dashboard_port)),
         )

@@ -33,7 +33,7 @@ def test_up_demo_then_report_json(tmp_path: Path) -> None:
     api_port = free_port()
     env = {"SVMON_BROKER_URL": f"kafka://127.0.0.1:{free_port()}",
            "SVMON_DATA_DIR": str(tmp_path / ".svmon"), "PYTHONPATH": str(ROOT),
-           "SVMON_API_PORT": str(api_port)}
+           "SVMON_API_PORT": str(api_port), "SVMON_DASHBOARD_PORT": str(free_port())}
     env.pop("DATABASE_URL", None)
     out = svmon("up", "--demo", "--contracts", "12", "--exit-after-load", env=env,
                 cwd=tmp_path)

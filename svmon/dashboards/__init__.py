@@ -1,0 +1,1 @@
+"""Dashboards: queries (``queries``) and small helpers the notebooks share (``kit``)."""

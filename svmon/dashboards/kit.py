@@ -1,0 +1,82 @@
+"""What every dashboard notebook needs besides its layout: the repository from the
+environment, money formatting, HTML tables and CSV/XLSX download links."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from models.repository import Repository
+
+
+def open_repository() -> Repository:
+    from svmon.bootstrap import repository
+    from svmon.settings import Settings
+
+    return repository(Settings.from_env())
+
+
+def gbp(v: Decimal | None) -> str:
+    return "–" if v is None else f"£{v:,.2f}"
+
+
+def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]],
+          table_id: str = "") -> str:
+    """An HTML table of ``rows`` with (key, heading) columns, every cell escaped."""
+    head = "".join(f"<th>{html.escape(h)}</th>" for _, h in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td data-col='{html.escape(k)}'>{html.escape(_cell(r.get(k)))}</td>"
+                         for k, _ in columns) + "</tr>" for r in rows)
+    ident = f" id='{html.escape(table_id)}'" if table_id else ""
+    return (f"<table{ident} class='svmon-table'><thead><tr>{head}</tr></thead>"
+            f"<tbody>{body}</tbody></table>")
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, Decimal):
+        return f"{v:,f}"
+    if isinstance(v, list | tuple | set):
+        return ", ".join(str(x) for x in v)
+    return str(v)
+
+
+def download_links(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]],
+                   name: str) -> str:
+    """Links that download ``rows`` as CSV and XLSX (built in the kernel, no server)."""
+    out = io.StringIO()
+    w = csv.writer(out)
+    w.writerow([h for _, h in columns])
+    for r in rows:
+        w.writerow([_cell(r.get(k)) for k, _ in columns])
+    csv_b64 = base64.b64encode(out.getvalue().encode()).decode()
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    ws.append([h for _, h in columns])
+    for r in rows:
+        ws.append([float(v) if isinstance(v, Decimal) else _cell(v) if not
+                   isinstance(v, int | float) else v for v in (r.get(k) for k, _ in columns)])
+    buf = io.BytesIO()
+    wb.save(buf)
+    xlsx_b64 = base64.b64encode(buf.getvalue()).decode()
+    xlsx = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    return (f"<a download='{html.escape(name)}.csv' href='data:text/csv;base64,{csv_b64}'>"
+            f"CSV</a> · <a download='{html.escape(name)}.xlsx' "
+            f"href='data:{xlsx};base64,{xlsx_b64}'>XLSX</a>")
+
+
+STYLE = """<style>
+.svmon-table {border-collapse: collapse; font-size: 13px}
+.svmon-table th, .svmon-table td {border-bottom: 1px solid #ddd; padding: 3px 8px;
+  text-align: left}
+.svmon-kpi {display: inline-block; margin-right: 28px} .svmon-kpi b {font-size: 20px}
+.rag-red {color: #b00020} .rag-amber {color: #b36b00} .rag-green {color: #1b7f3b}
+</style>"""

@@ -1,0 +1,200 @@
+"""The dashboards' queries: plain functions over the repository, no widgets.
+
+The notebooks in ``notebooks/`` call these and only lay out what they return; the
+tests call the same functions and compare with what the browser shows. Amounts are
+``Decimal`` (units and £, as the projections hold them); dates are ISO strings.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+
+from models.repository import NOT_RESOLVED, Repository, T
+from models.tables import AlertRow, ContractRow, EvidenceRow, MeasureTotalRow
+
+ZERO = Decimal(0)
+RED_KINDS = {"MilestoneMissed", "TargetMissed"}
+AMBER_KINDS = {"TargetAtRisk", "ReportingOverdue"}
+
+
+@dataclass(frozen=True)
+class Filters:
+    department: str | None = None
+    supplier: str | None = None  # supplier id
+    theme: str | None = None
+
+    def keeps_contract(self, c: dict[str, Any]) -> bool:
+        return (not self.department or c["buyer_department"] == self.department) and \
+            (not self.supplier or c["supplier_id"] == self.supplier)
+
+
+def options(repo: Repository) -> dict[str, list[tuple[str, str]]]:
+    """Values for the filter widgets, as (label, value) pairs."""
+    c = T(ContractRow)
+    with repo.engine.connect() as conn:
+        rows = conn.execute(select(c.c.buyer_department, c.c.supplier_id,
+                                   c.c.supplier_name)).all()
+    themes = sorted({m.theme for m in repo.catalogue})
+    return {
+        "departments": [(d or "(none)", d) for d in sorted({r[0] for r in rows})],
+        "suppliers": sorted({(f"{r[2]} ({r[1]})", r[1]) for r in rows}),
+        "themes": [(t, t) for t in themes],
+    }
+
+
+def _contracts(repo: Repository) -> dict[str, dict[str, Any]]:
+    c = T(ContractRow)
+    with repo.engine.connect() as conn:
+        return {r["contract_id"]: dict(r) for r in conn.execute(
+            select(c).order_by(c.c.contract_id)).mappings()}
+
+
+def _totals(repo: Repository, contract_ids: set[str], theme: str | None
+            ) -> list[dict[str, Any]]:
+    t = T(MeasureTotalRow)
+    with repo.engine.connect() as conn:
+        rows = [dict(r) for r in conn.execute(select(t).order_by(t.c.contract_id,
+                                                                 t.c.measure)).mappings()
+                if r["contract_id"] in contract_ids]
+    editions = {cid: e for cid, e in _editions(repo).items() if cid in contract_ids}
+    out = []
+    for r in rows:
+        m = repo.catalogue.measure(editions[r["contract_id"]], r["measure"])
+        if theme and m.theme != theme:
+            continue
+        out.append({**r, "theme": m.theme, "outcome": m.outcome, "title": m.title,
+                    "unit": m.unit})
+    return out
+
+
+def _editions(repo: Repository) -> dict[str, str]:
+    c = T(ContractRow)
+    with repo.engine.connect() as conn:
+        return dict(conn.execute(select(c.c.contract_id, c.c.catalogue_edition)).all())  # type: ignore[arg-type]
+
+
+def _open_alert_kinds(repo: Repository) -> dict[str, set[str]]:
+    a = T(AlertRow)
+    out: dict[str, set[str]] = defaultdict(set)
+    with repo.engine.connect() as conn:
+        for cid, kind in conn.execute(select(a.c.contract_id, a.c.kind)
+                                      .where(a.c.status.in_(NOT_RESOLVED))):
+            out[cid].add(kind)
+    return out
+
+
+def rag(measures: list[dict[str, Any]], open_kinds: set[str]) -> str:
+    """Red: a milestone or the term's target missed and not resolved. Amber: a target
+    forecast to fall short, or reporting overdue. Green otherwise."""
+    if open_kinds & RED_KINDS:
+        return "red"
+    if open_kinds & AMBER_KINDS or any(m["at_risk"] for m in measures):
+        return "amber"
+    return "green"
+
+
+def portfolio(repo: Repository, f: Filters = Filters()) -> dict[str, Any]:
+    """Committed vs delivered by theme and outcome, RAG counts, the contracts most at
+    risk and verified £ by month, for the contracts and theme the filters keep."""
+    contracts = {cid: c for cid, c in _contracts(repo).items() if f.keeps_contract(c)}
+    totals = _totals(repo, set(contracts), f.theme)
+    kinds = _open_alert_kinds(repo)
+    by_contract: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for t in totals:
+        by_contract[t["contract_id"]].append(t)
+
+    def sums(rows: list[dict[str, Any]]) -> dict[str, Decimal]:
+        return {"committed_gbp": sum((r["target_gbp"] or ZERO for r in rows), ZERO),
+                "claimed_gbp": sum((r["claimed_gbp"] for r in rows), ZERO),
+                "verified_gbp": sum((r["verified_gbp"] for r in rows), ZERO)}
+
+    themes: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    outcomes: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for t in totals:
+        themes[t["theme"]].append(t)
+        outcomes[(t["theme"], t["outcome"])].append(t)
+    rags = {cid: rag(by_contract.get(cid, []), kinds.get(cid, set())) for cid in contracts}
+    risk = []
+    for cid, c in contracts.items():
+        rows = by_contract.get(cid, [])
+        gap = sum(((r["target_gbp"] or ZERO) - r["verified_gbp"] for r in rows
+                   if r["target_gbp"] is not None and r["verified_gbp"] < r["target_gbp"]),
+                  ZERO)
+        if rags[cid] != "green":
+            risk.append({"contract_id": cid, "title": c["title"],
+                         "supplier": c["supplier_name"], "rag": rags[cid],
+                         "shortfall_gbp": gap,
+                         "open_alerts": sorted(kinds.get(cid, set()))})
+    risk.sort(key=lambda r: (r["rag"] != "red", -r["shortfall_gbp"], r["contract_id"]))
+    return {
+        "contracts": len(contracts),
+        "totals": sums(totals),
+        "by_theme": {k: sums(v) for k, v in sorted(themes.items())},
+        "by_outcome": {f"{k[0]}: {k[1]}": sums(v) for k, v in sorted(outcomes.items())},
+        "rag": {k: sum(1 for v in rags.values() if v == k) for k in ("red", "amber", "green")},
+        "most_at_risk": risk[:10],
+        "trend": verified_by_month(repo, set(contracts), f.theme),
+    }
+
+
+def verified_by_month(repo: Repository, contract_ids: set[str], theme: str | None = None
+                      ) -> list[tuple[str, Decimal]]:
+    """Verified £ by the month its evidence period ended (cumulative is the caller's)."""
+    e = T(EvidenceRow)
+    editions = _editions(repo)
+    months: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    with repo.engine.connect() as conn:
+        for r in conn.execute(select(e.c.contract_id, e.c.measure, e.c.quantity,
+                                     e.c.period_end).where(e.c.status == "verified")):
+            if r.contract_id not in contract_ids:
+                continue
+            m = repo.catalogue.measure(editions[r.contract_id], r.measure)
+            if theme and m.theme != theme:
+                continue
+            months[r.period_end.strftime("%Y-%m")] += m.value_gbp(r.quantity)
+    return sorted(months.items())
+
+
+def contract_ids(repo: Repository) -> list[str]:
+    return list(_contracts(repo))
+
+
+def contract(repo: Repository, contract_id: str) -> dict[str, Any]:
+    """One contract: terms, per-measure totals, milestones, evidence and alerts."""
+    from models.tables import MilestoneRow
+
+    c = _contracts(repo).get(contract_id)
+    if c is None:
+        raise LookupError(f"no contract {contract_id!r}")
+    ms, e, a = T(MilestoneRow), T(EvidenceRow), T(AlertRow)
+    with repo.engine.connect() as conn:
+        milestones = [dict(r) for r in conn.execute(
+            select(ms).where(ms.c.contract_id == contract_id).order_by(ms.c.due)).mappings()]
+        evidence = [dict(r) for r in conn.execute(
+            select(e).where(e.c.contract_id == contract_id)
+            .order_by(e.c.period_end, e.c.evidence_id)).mappings()]
+        alerts = [dict(r) for r in conn.execute(
+            select(a).where(a.c.contract_id == contract_id)
+            .order_by(a.c.raised_at.desc())).mappings()]
+    for al in alerts:
+        al["detail"] = json.loads(al["detail"])
+    return {"contract": c, "measures": _totals(repo, {contract_id}, None),
+            "milestones": milestones, "evidence": evidence, "alerts": alerts}
+
+
+def cumulative(evidence: list[dict[str, Any]], measure: str, status: tuple[str, ...]
+               ) -> list[tuple[str, Decimal]]:
+    """Cumulative units of ``measure`` by period end, counting evidence in ``status``."""
+    out: list[tuple[str, Decimal]] = []
+    total = ZERO
+    for r in sorted((r for r in evidence if r["measure"] == measure and r["status"] in status),
+                    key=lambda r: r["period_end"]):
+        total += r["quantity"]
+        out.append((r["period_end"].isoformat(), total))
+    return out

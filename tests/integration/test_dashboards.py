@@ -1,0 +1,149 @@
+"""The Voila dashboards in a real browser: Debian's Chromium driven by Playwright,
+against Voila started by the test on a database filled through the live code path.
+
+Each page renders, the figures shown equal the queries' (which the dashboards call),
+a filter and a contract can be chosen, and acknowledging an alert works for the
+contract's manager and is refused for a viewer and for another manager. Screenshots
+go to test-artifacts/dashboards/.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import urllib.request
+from collections.abc import Iterator
+from datetime import date
+from typing import Any
+
+import pytest
+
+from infra.broker import free_port
+from infra.processes import Child
+from models.ingest import IngestStore
+from svmon.bootstrap import init_database
+from svmon.cli import absolute, voila_command
+from svmon.dashboards import kit
+from svmon.dashboards import queries as q
+from svmon.demo import generate
+from svmon.settings import Settings
+from tests.conftest import ARTIFACTS
+from tests.helpers import feed
+
+CHROMIUM = "/usr/bin/chromium"
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                                 reason="Debian's chromium is not installed: "
+                                        "sh infra/install-browser.sh (make test runs it)")]
+SHOTS = ARTIFACTS / "dashboards"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    tmp = tmp_path_factory.mktemp("dash")
+    settings = absolute(Settings(data_dir=tmp, dashboard_port=free_port()))
+    repo = init_database(settings)
+    feed(repo, generate(seed=7, contracts=12, today=date(2026, 11, 1)))
+    store = IngestStore(repo)
+    tokens = {"mgr-aoife": store.create_token("manager", "mgr-aoife")[1],
+              "mgr-other": store.create_token("manager", "mgr-other")[1]}
+    voila = Child("voila", voila_command(settings), settings.to_env(), tmp / "voila.log")
+    url = f"http://127.0.0.1:{settings.dashboard_port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            if time.monotonic() > deadline or not voila.alive:
+                raise AssertionError(f"Voila did not start; see {tmp / 'voila.log'}") from None
+            time.sleep(0.3)
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        yield {"url": url, "browser": browser, "repo": repo, "tokens": tokens}
+        browser.close()
+    voila.stop()
+
+
+def _open(site: dict[str, Any], name: str, ready: str) -> Any:
+    page = site["browser"].new_page(viewport={"width": 1300, "height": 900})
+    page.goto(f"{site['url']}/voila/render/{name}.ipynb", timeout=120_000)
+    page.wait_for_selector(ready, timeout=120_000)
+    return page
+
+
+def _dropdown(page: Any, label: str) -> Any:
+    return page.locator(".widget-dropdown", has_text=label).locator("select")
+
+
+def test_portfolio_shows_the_databases_figures_and_filters(site: dict[str, Any]) -> None:
+    repo = site["repo"]
+    page = _open(site, "portfolio", "#verified-gbp")
+    data = q.portfolio(repo)
+    assert page.inner_text("#contracts") == str(data["contracts"]) == "12"
+    assert page.inner_text("#verified-gbp") == kit.gbp(data["totals"]["verified_gbp"])
+    assert page.inner_text("#committed-gbp") == kit.gbp(data["totals"]["committed_gbp"])
+    assert page.inner_text("#rag-red") == str(data["rag"]["red"])
+    page.wait_for_selector("svg.svg-figure")
+    page.screenshot(path=str(SHOTS / "portfolio.png"), full_page=True)
+    label, supplier = q.options(repo)["suppliers"][0]
+    _dropdown(page, "Supplier").select_option(label=label)
+    narrowed = q.portfolio(repo, q.Filters(supplier=supplier))
+    assert narrowed["contracts"] < data["contracts"]
+    page.wait_for_function(
+        "want => document.querySelector('#contracts').innerText === want",
+        arg=str(narrowed["contracts"]), timeout=30_000)
+    assert page.inner_text("#verified-gbp") == kit.gbp(narrowed["totals"]["verified_gbp"])
+    page.screenshot(path=str(SHOTS / "portfolio-filtered.png"), full_page=True)
+
+
+def test_contract_drill_down_for_a_chosen_contract(site: dict[str, Any]) -> None:
+    repo = site["repo"]
+    page = _open(site, "contract", "#contract-title")
+    _dropdown(page, "Contract").select_option("C-003")
+    data = q.contract(repo, "C-003")
+    page.wait_for_function(
+        "want => document.querySelector('#contract-title').innerText === want",
+        arg=data["contract"]["title"], timeout=30_000)
+    first = data["measures"][0]
+    row = page.locator("#measures tbody tr").first
+    assert row.locator("td[data-col='measure']").inner_text() == first["measure"]
+    assert row.locator("td[data-col='verified']").inner_text() == f"{first['verified']:,f}"
+    assert page.locator("#evidence tbody tr").count() == len(data["evidence"])
+    page.wait_for_selector("svg.svg-figure")
+    page.screenshot(path=str(SHOTS / "contract.png"), full_page=True)
+
+
+def test_only_the_signed_in_manager_can_acknowledge(site: dict[str, Any]) -> None:
+    repo = site["repo"]
+    page = _open(site, "alerts", "#alert-count")
+    mine = next(a for a in repo.alerts("open")
+                if q.contract(repo, a["contract_id"])["contract"]["manager"] == "mgr-aoife")
+    choice = _dropdown(page, "Alert")
+    label = f"{mine['contract_id']} {mine['kind']} {mine['measure']} (open)"
+    choice.select_option(label=label)
+    page.click("button:has-text('Acknowledge')")
+    page.wait_for_selector("#message:has-text('Sign in')", timeout=30_000)
+
+    def sign_in(who: str) -> None:
+        page.fill("input[type=password]", site["tokens"][who])
+        page.click("button:has-text('Sign in')")
+        page.wait_for_selector(f"#who:has-text('{who}')", timeout=30_000)
+
+    sign_in("mgr-other")
+    choice.select_option(label=label)
+    page.click("button:has-text('Acknowledge')")
+    page.wait_for_selector("#message:has-text('Refused')", timeout=30_000)
+    assert next(a for a in repo.alerts() if a["alert_id"] == mine["alert_id"])["status"] == "open"
+    sign_in("mgr-aoife")
+    choice.select_option(label=label)
+    page.click("button:has-text('Acknowledge')")
+    page.wait_for_selector("#message:has-text('acknowledged')", timeout=30_000)
+    row = next(a for a in repo.alerts() if a["alert_id"] == mine["alert_id"])
+    assert (row["status"], row["acknowledged_by"]) == ("acknowledged", "mgr-aoife")
+    page.screenshot(path=str(SHOTS / "alerts.png"), full_page=True)
