@@ -548,10 +548,12 @@ class Repository:
             return {identity(r.contract_id, r.measure, r.kind, r.subject) for r in conn.execute(
                 select(a.c.contract_id, a.c.measure, a.c.kind, a.c.subject).where(where))}
 
-    def chain_rows(self) -> Iterator[ChainRow]:
+    def chain_rows(self, contract_id: str | None = None) -> Iterator[ChainRow]:
         j = T(JournalEntry)
         q = select(j.c.seq, j.c.contract_id, j.c.chain_seq, j.c.event_id, j.c.recorded_at,
                    j.c.actor, j.c.payload, j.c.prev_hash, j.c.hash).order_by(j.c.seq)
+        if contract_id is not None:
+            q = q.where(j.c.contract_id == contract_id)
         with self.engine.connect() as conn:
             for r in conn.execution_options(yield_per=2000).execute(q):
                 yield ChainRow(*r)
@@ -569,14 +571,21 @@ class Repository:
                 select(p.c.partition, p.c.offset).where(p.c.consumer == consumer,
                                                         p.c.topic == topic))}
 
-    def journal_rows(self, event_id: str | None = None) -> list[dict[str, Any]]:
-        """Journal rows as stored (audit and diagnostics), optionally one event id."""
+    def journal_rows(self, event_id: str | None = None, contract_id: str | None = None,
+                     last: int | None = None) -> list[dict[str, Any]]:
+        """Journal rows as stored (audit and diagnostics), in order; optionally one event
+        id, one contract, or only the ``last`` rows."""
         j = T(JournalEntry)
-        q = select(j).order_by(j.c.seq)
+        q = select(j).order_by(j.c.seq.desc() if last else j.c.seq)
         if event_id is not None:
             q = q.where(j.c.event_id == event_id)
+        if contract_id is not None:
+            q = q.where(j.c.contract_id == contract_id)
+        if last:
+            q = q.limit(last)
         with self.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(q).mappings()]
+            rows = [dict(r) for r in conn.execute(q).mappings()]
+        return rows[::-1] if last else rows
 
     def contract_ids(self) -> list[str]:
         c = T(ContractRow)

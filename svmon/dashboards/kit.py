@@ -30,18 +30,19 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]],
     """An HTML table of ``rows`` with (key, heading) columns, every cell escaped."""
     head = "".join(f"<th>{html.escape(h)}</th>" for _, h in columns)
     body = "".join(
-        "<tr>" + "".join(f"<td data-col='{html.escape(k)}'>{html.escape(_cell(r.get(k)))}</td>"
+        "<tr>" + "".join(f"<td data-col='{html.escape(k)}'>{html.escape(cell(r.get(k)))}</td>"
                          for k, _ in columns) + "</tr>" for r in rows)
     ident = f" id='{html.escape(table_id)}'" if table_id else ""
     return (f"<table{ident} class='svmon-table'><thead><tr>{head}</tr></thead>"
             f"<tbody>{body}</tbody></table>")
 
 
-def _cell(v: Any) -> str:
+def cell(v: Any) -> str:
+    """A value as a table shows it: decimals without trailing zeros, with separators."""
     if v is None:
         return ""
     if isinstance(v, Decimal):
-        return f"{v:,f}"
+        return f"{v:,.0f}" if v == v.to_integral_value() else f"{v.normalize():,f}"
     if isinstance(v, list | tuple | set):
         return ", ".join(str(x) for x in v)
     return str(v)
@@ -54,7 +55,7 @@ def download_links(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, 
     w = csv.writer(out)
     w.writerow([h for _, h in columns])
     for r in rows:
-        w.writerow([_cell(r.get(k)) for k, _ in columns])
+        w.writerow([cell(r.get(k)) for k, _ in columns])
     csv_b64 = base64.b64encode(out.getvalue().encode()).decode()
     from openpyxl import Workbook
 
@@ -62,7 +63,7 @@ def download_links(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, 
     ws = wb.active
     ws.append([h for _, h in columns])
     for r in rows:
-        ws.append([float(v) if isinstance(v, Decimal) else _cell(v) if not
+        ws.append([float(v) if isinstance(v, Decimal) else cell(v) if not
                    isinstance(v, int | float) else v for v in (r.get(k) for k, _ in columns)])
     buf = io.BytesIO()
     wb.save(buf)

@@ -1,0 +1,52 @@
+"""The dashboards' queries on SQLite and PostgreSQL, against the repository's report."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+from svmon.bootstrap import init_database
+from svmon.dashboards import kit
+from svmon.dashboards import queries as q
+from svmon.demo import generate
+from svmon.settings import Settings
+from tests.helpers import feed
+
+
+def test_queries_agree_with_the_report(database_url: str, tmp_path: Path) -> None:
+    repo = init_database(Settings(database_url=database_url, data_dir=tmp_path))
+    feed(repo, generate(seed=5, contracts=10, today=date(2026, 11, 1)))
+    report = repo.report()
+    everything = q.portfolio(repo)
+    verified = sum((Decimal(m["verified_gbp"]) for c in report["contracts"]
+                    for m in c["measures"]), Decimal(0))
+    assert everything["contracts"] == 10
+    assert everything["totals"]["verified_gbp"] == verified
+    assert sum(everything["rag"].values()) == 10
+    assert sum(v["verified_gbp"] for v in everything["by_theme"].values()) == verified
+    trend = sum(v for _, v in everything["trend"])
+    assert abs(trend - verified) < Decimal("0.01")  # summed by month in the database
+    red = {c["contract_id"] for c in report["contracts"]
+           if {a["kind"] for a in c["open_alerts"]} & q.RED_KINDS}
+    assert everything["rag"]["red"] == len(red)
+    assert {r["contract_id"] for r in everything["most_at_risk"] if r["rag"] == "red"} \
+        <= red
+
+    _, supplier = q.options(repo)["suppliers"][0]
+    mine = [c for c in report["contracts"] if c["supplier_id"] == supplier]
+    narrowed = q.portfolio(repo, q.Filters(supplier=supplier))
+    assert narrowed["contracts"] == len(mine)
+    assert narrowed["totals"]["verified_gbp"] == sum(
+        (Decimal(m["verified_gbp"]) for c in mine for m in c["measures"]), Decimal(0))
+    jobs = q.portfolio(repo, q.Filters(theme="Jobs"))
+    assert set(jobs["by_theme"]) == {"Jobs"}
+
+    c = q.contract(repo, "C-002")
+    assert [m["measure"] for m in c["measures"]] == \
+        [m["measure"] for m in report["contracts"][1]["measures"]]
+    first = c["measures"][0]
+    steps = q.cumulative(c["evidence"], first["measure"], ("verified",))
+    assert (steps[-1][1] if steps else Decimal(0)) == first["verified"]
+    links = kit.download_links(c["evidence"], [("evidence_id", "Evidence")], "x")
+    assert "data:text/csv;base64," in links and "spreadsheetml" in links
