@@ -74,6 +74,21 @@ def download_links(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, 
             f"href='data:{xlsx};base64,{xlsx_b64}'>XLSX</a>")
 
 
+def printable(title: str, sections: Sequence[tuple[str, Sequence[dict[str, Any]],
+                                                     Sequence[tuple[str, str]]]],
+              name: str) -> str:
+    """A link to a self-contained HTML page of ``sections`` (heading, rows, columns),
+    laid out for printing (or saving as PDF from the browser's print dialogue)."""
+    body = "".join(f"<h2>{html.escape(h)}</h2>{table(rows, cols)}" for h, rows, cols in sections)
+    doc = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+           f"</title>{STYLE}<style>body{{font-family:sans-serif;margin:2em}}"
+           f"@media print{{a{{display:none}}}}</style></head><body>"
+           f"<h1>{html.escape(title)}</h1>{body}</body></html>")
+    b64 = base64.b64encode(doc.encode()).decode()
+    return (f"<a id='printable' download='{html.escape(name)}.html' "
+            f"href='data:text/html;base64,{b64}'>Printable summary</a>")
+
+
 STYLE = """<style>
 .svmon-table {border-collapse: collapse; font-size: 13px}
 .svmon-table th, .svmon-table td {border-bottom: 1px solid #ddd; padding: 3px 8px;

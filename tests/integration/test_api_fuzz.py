@@ -73,7 +73,9 @@ def test_fuzzing_makes_no_5xx_and_every_refusal_says_why(api: Api) -> None:
           f"no invalid input possible for {sorted(no_negative)}")
     assert total >= 2000
     assert not any(code >= 500 for code in seen)
-    assert seen[202] > 0 and seen[422] > 0  # both accepted and refused input was reached
+    # refusals of every kind were reached; random bodies are rarely acceptable as well
+    # (the next test generates valid evidence and checks it is accepted and counted)
+    assert seen[422] > 0 and seen[400] > 0 and seen[403] + seen[404] > 0 and seen[200] > 0
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -118,6 +118,11 @@ def test_contract_drill_down_for_a_chosen_contract(site: dict[str, Any]) -> None
     assert row.locator("td[data-col='measure']").inner_text() == first["measure"]
     assert row.locator("td[data-col='verified']").inner_text() == kit.cell(first["verified"])
     assert page.locator("#evidence tbody tr").count() == len(data["evidence"])
+    import base64
+
+    href = page.get_attribute("#printable", "href")
+    summary = base64.b64decode(href.split(",", 1)[1]).decode()
+    assert data["contract"]["title"] in summary and "<h2>Milestones</h2>" in summary
     page.wait_for_selector("svg.svg-figure")
     page.screenshot(path=str(SHOTS / "contract.png"), full_page=True)
 
