@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from infra.broker import free_port
 from infra.processes import Child
 from svmon.bootstrap import init_database
-from svmon.cli import NOTEBOOKS, absolute
+from svmon.cli import NOTEBOOKS, absolute, voila_command
 from svmon.settings import Settings
 
 BARE = """{"cells": [{"cell_type": "code", "execution_count": null, "metadata": {},
@@ -71,9 +71,7 @@ def main() -> None:
     for nb in NOTEBOOKS.glob("*.ipynb"):
         (site / nb.name).symlink_to(nb)
     port = settings.dashboard_port
-    voila = Child("voila", [sys.executable, "-m", "voila", str(site), "--no-browser",
-                            f"--port={port}", "--Voila.ip=127.0.0.1",
-                            "--show_tracebacks=True"], settings.to_env(), site / "voila.log")
+    voila = Child("voila", voila_command(settings, site), settings.to_env(), site / "voila.log")
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(200):

@@ -161,21 +161,30 @@ def absolute(settings: Settings) -> Settings:
     return settings.with_(data_dir=settings.data_dir.resolve(), database_url=url)
 
 
-def voila_command(settings: Settings, port: int | None = None) -> list[str]:
-    """Voila serving the dashboards only: no tracebacks, no other files."""
-    return [sys.executable, "-m", "voila", str(NOTEBOOKS), "--no-browser",
-            f"--port={port or settings.dashboard_port}", "--Voila.ip=127.0.0.1",
-            "--show_tracebacks=False", "--VoilaConfiguration.file_allowlist=[]",
-            "--VoilaConfiguration.file_denylist=['.*']"]
+def voila_command(settings: Settings, folder: Path = NOTEBOOKS) -> list[str]:
+    """Voila serving the dashboards only: no sources, no tracebacks, no other files; one
+    kernel per notebook started and run ahead of the next visitor (preheated); kernels
+    idle for 15 minutes are shut down."""
+    return [sys.executable, "-m", "voila", str(folder), "--no-browser",
+            f"--port={settings.dashboard_port}", "--Voila.ip=127.0.0.1",
+            "--show_tracebacks=False", "--strip_sources=True",
+            "--VoilaConfiguration.file_allowlist=[]",
+            "--VoilaConfiguration.file_denylist=['.*']",
+            "--preheat_kernel=True", "--pool_size=1",
+            "--MappingKernelManager.cull_idle_timeout=900",
+            "--MappingKernelManager.cull_interval=60"]
 
 
-@main.command()
-def lab() -> None:
-    """Open the dashboards' notebooks in JupyterLab for ad hoc analysis."""
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("jupyter_args", nargs=-1, type=click.UNPROCESSED)
+def lab(jupyter_args: tuple[str, ...]) -> None:
+    """Open the dashboards' notebooks in JupyterLab for ad hoc analysis (further
+    arguments go to JupyterLab); `from svmon.dashboards import queries` works there."""
     import os
 
     env = {**os.environ, **absolute(_settings()).to_env()}
-    os.execvpe(sys.executable, [sys.executable, "-m", "jupyter", "lab", str(NOTEBOOKS)], env)
+    os.execvpe(sys.executable, [sys.executable, "-m", "jupyter", "lab",
+                                f"--ServerApp.root_dir={NOTEBOOKS}", *jupyter_args], env)
 
 
 def _wait_for_api(settings: Settings, children: list[Any], timeout: float = 30.0) -> None:

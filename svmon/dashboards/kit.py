@@ -21,6 +21,25 @@ def open_repository() -> Repository:
     return repository(Settings.from_env())
 
 
+def when_journal_grows(repo: Repository, fn: Any, every: float = 3.0) -> Any:
+    """Call ``fn`` whenever new events were journalled (checked every ``every`` s) on the
+    kernel's event loop, so a page shows new evidence without a reload; returns the
+    task. A preheated kernel ran its notebook before the visitor came: this also brings
+    such a page up to date."""
+    import asyncio
+
+    async def watch() -> None:
+        seen = repo.counts()["journal"]
+        while True:
+            await asyncio.sleep(every)
+            now = repo.counts()["journal"]
+            if now != seen:
+                seen = now
+                fn()
+
+    return asyncio.get_event_loop().create_task(watch())
+
+
 def gbp(v: Decimal | None) -> str:
     return "–" if v is None else f"£{v:,.2f}"
 

@@ -14,6 +14,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -206,3 +207,33 @@ def test_new_evidence_appears_without_a_reload(site: dict[str, Any]) -> None:
     assert now != before
     page.wait_for_function("want => document.querySelector('#verified-gbp').innerText === want",
                            arg=now, timeout=15_000)  # the page polls every 3 s
+
+
+def test_svmon_lab_serves_the_same_notebooks(tmp_path: Path) -> None:
+    import json
+    import sys
+
+    port = free_port()
+    lab = Child("lab", [sys.executable, "-m", "svmon.cli", "lab", "--no-browser",
+                        f"--port={port}", "--ServerApp.token=secret-for-the-test",
+                        "--ServerApp.ip=127.0.0.1", "--allow-root"],  # CI runs as root
+                {"SVMON_DATA_DIR": str(tmp_path)}, tmp_path / "lab.log")
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                req = urllib.request.Request(f"http://127.0.0.1:{port}/api/contents",
+                                             headers={"Authorization":
+                                                      "token secret-for-the-test"})
+                listing = json.load(urllib.request.urlopen(req, timeout=3))
+                break
+            except OSError:
+                if time.monotonic() > deadline or not lab.alive:
+                    raise AssertionError(f"JupyterLab did not start: see {tmp_path}") \
+                        from None
+                time.sleep(0.5)
+        names = {c["name"] for c in listing["content"]}
+        assert {"portfolio.ipynb", "contract.ipynb", "supplier.ipynb", "alerts.ipynb",
+                "auditor.ipynb"} <= names
+    finally:
+        lab.stop()
