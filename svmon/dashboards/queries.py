@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -28,6 +29,8 @@ class Filters:
     department: str | None = None
     supplier: str | None = None  # supplier id
     theme: str | None = None
+    since: date | None = None  # the period: delivery whose evidence period ended in it
+    until: date | None = None
 
     def keeps_contract(self, c: dict[str, Any]) -> bool:
         return (not self.department or c["buyer_department"] == self.department) and \
@@ -139,11 +142,42 @@ def portfolio(repo: Repository, f: Filters = Filters()) -> dict[str, Any]:
         "by_outcome": {f"{k[0]}: {k[1]}": sums(v) for k, v in sorted(outcomes.items())},
         "rag": {k: sum(1 for v in rags.values() if v == k) for k in ("red", "amber", "green")},
         "most_at_risk": risk[:10],
-        "trend": verified_by_month(repo, set(contracts), f.theme),
+        "trend": verified_by_month(repo, set(contracts), f.theme, f.since, f.until),
+        "ratings": ratings(repo, set(contracts)),
     }
 
 
-def verified_by_month(repo: Repository, contract_ids: set[str], theme: str | None = None
+RATINGS = ("good", "approaching target", "requires improvement", "inadequate", "other")
+
+
+def ratings(repo: Repository, contract_ids: set[str]) -> dict[str, int]:
+    """Statutory KPI ratings (Procurement Act 2023) now: the latest rating per contract
+    and measure, from the fold's RatingChanged notices; KPIs not rated yet are left out."""
+    from models.tables import NoticeRow
+
+    n = T(NoticeRow)
+    latest: dict[tuple[str, str], str] = {}
+    with repo.engine.connect() as conn:
+        for cid, measure, body in conn.execute(
+                select(n.c.contract_id, n.c.measure, n.c.body)
+                .where(n.c.kind == "RatingChanged").order_by(n.c.at, n.c.derived_id)):
+            if cid in contract_ids:
+                latest[(cid, measure)] = json.loads(body)["rating"]
+    return {r: sum(1 for v in latest.values() if v == r) for r in RATINGS}
+
+
+def periods(today: date) -> list[tuple[str, tuple[date | None, date | None]]]:
+    """Choices for the period filter: UK financial years run from 1 April."""
+    fy = today.year if today >= date(today.year, 4, 1) else today.year - 1
+    return [("All time", (None, None)),
+            ("Last 12 months", (today - timedelta(days=365), today)),
+            (f"{fy}-{(fy + 1) % 100:02d} (this financial year)",
+             (date(fy, 4, 1), date(fy + 1, 3, 31))),
+            (f"{fy - 1}-{fy % 100:02d}", (date(fy - 1, 4, 1), date(fy, 3, 31)))]
+
+
+def verified_by_month(repo: Repository, contract_ids: set[str], theme: str | None = None,
+                      since: date | None = None, until: date | None = None
                       ) -> list[tuple[str, Decimal]]:
     """Verified £ by the month its evidence period ended (cumulative is the caller's).
 
@@ -158,6 +192,10 @@ def verified_by_month(repo: Repository, contract_ids: set[str], theme: str | Non
                 func.sum(e.c.quantity).label("units"))
          .join(c, c.c.contract_id == e.c.contract_id).where(e.c.status == "verified")
          .group_by(c.c.catalogue_edition, e.c.measure, month))
+    if since is not None:
+        q = q.where(e.c.period_end >= since)
+    if until is not None:
+        q = q.where(e.c.period_end <= until)
     everything = len(contract_ids) == len(_editions(repo))
     if not everything:
         q = q.where(e.c.contract_id.in_(sorted(contract_ids)))

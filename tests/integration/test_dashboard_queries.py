@@ -42,6 +42,16 @@ def test_queries_agree_with_the_report(database_url: str, tmp_path: Path) -> Non
     jobs = q.portfolio(repo, q.Filters(theme="Jobs"))
     assert set(jobs["by_theme"]) == {"Jobs"}
 
+    rated = everything["ratings"]
+    assert set(rated) == set(q.RATINGS) and sum(rated.values()) > 0
+    assert sum(rated.values()) <= sum(len(c["measures"]) for c in report["contracts"])
+    labels = [label for label, _ in q.periods(date(2026, 11, 1))]
+    assert labels[2].startswith("2026-27") and labels[3].startswith("2025-26")
+    _, (since, until) = q.periods(date(2026, 11, 1))[3]
+    last_year = q.portfolio(repo, q.Filters(since=since, until=until))["trend"]
+    assert last_year and all("2025-04" <= m <= "2026-03" for m, _ in last_year)
+    assert sum(v for _, v in last_year) < trend
+
     c = q.contract(repo, "C-002")
     assert [m["measure"] for m in c["measures"]] == \
         [m["measure"] for m in report["contracts"][1]["measures"]]

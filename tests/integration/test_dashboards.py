@@ -92,6 +92,15 @@ def test_portfolio_shows_the_databases_figures_and_filters(site: dict[str, Any])
     assert page.inner_text("#verified-gbp") == kit.gbp(data["totals"]["verified_gbp"])
     assert page.inner_text("#committed-gbp") == kit.gbp(data["totals"]["committed_gbp"])
     assert page.inner_text("#rag-red") == str(data["rag"]["red"])
+    assert page.inner_text("#rating-good") == str(data["ratings"]["good"])
+    assert page.locator("#by-outcome tbody tr").count() == len(data["by_outcome"])
+    label, (since, until) = q.periods(date.today())[1]
+    _dropdown(page, "Period").select_option(label=label)
+    in_period = sum((v for _, v in q.portfolio(repo, q.Filters(since=since, until=until))
+                     ["trend"]), q.ZERO)
+    page.wait_for_function("want => document.querySelector('#period-gbp').innerText === want",
+                           arg=kit.gbp(in_period), timeout=30_000)
+    _dropdown(page, "Period").select_option(label="All time")
     page.wait_for_selector("svg.svg-figure")
     page.screenshot(path=str(SHOTS / "portfolio.png"), full_page=True)
     label, supplier = q.options(repo)["suppliers"][0]
