@@ -61,6 +61,8 @@ def main() -> None:
     ap.add_argument("--contracts", type=int, default=5000)
     ap.add_argument("--data-dir", type=Path, default=None)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--no-preheat", action="store_true",
+                    help="Start each visitor's kernel on arrival (Voila's default).")
     args = ap.parse_args()
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="svmon-bench-dash-"))
     settings = absolute(Settings(data_dir=data_dir, dashboard_port=free_port()))
@@ -71,7 +73,10 @@ def main() -> None:
     for nb in NOTEBOOKS.glob("*.ipynb"):
         (site / nb.name).symlink_to(nb)
     port = settings.dashboard_port
-    voila = Child("voila", voila_command(settings, site), settings.to_env(), site / "voila.log")
+    command = voila_command(settings, site)
+    if args.no_preheat:
+        command = [a for a in command if a not in ("--preheat_kernel=True", "--pool_size=1")]
+    voila = Child("voila", command, settings.to_env(), site / "voila.log")
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(200):
@@ -115,7 +120,9 @@ def main() -> None:
     finally:
         voila.stop()
     b, pf, fc = (statistics.median(x) for x in (bare, portfolio, filters))
-    print(f"Voila first render, median of {args.runs} (Debian Chromium, same Voila):")
+    kernels = "started on arrival" if args.no_preheat else "preheated"
+    print(f"Voila first render, median of {args.runs} (Debian Chromium, same Voila, kernels "
+          f"{kernels}):")
     print(f"  bare one-widget notebook   {b:6.2f} s")
     print(f"  portfolio                  {pf:6.2f} s   {pf / b:5.2f} × bare (target ≤ 1.5)")
     print(f"  filter change (supplier)   {fc:6.2f} s")

@@ -58,13 +58,20 @@ def _contracts(repo: Repository) -> dict[str, dict[str, Any]]:
             select(c).order_by(c.c.contract_id)).mappings()}
 
 
-def _totals(repo: Repository, contract_ids: set[str], theme: str | None
-            ) -> list[dict[str, Any]]:
+SUMMARY = ("contract_id", "measure", "target_gbp", "claimed_gbp", "verified_gbp", "at_risk")
+
+
+def _totals(repo: Repository, contract_ids: set[str], theme: str | None,
+            columns: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+    """Totals rows with their measure's theme, outcome, title and unit; ``columns``
+    limits what is read (every amount is an exact decimal to convert)."""
     t = T(MeasureTotalRow)
+    cols = [t.c[c] for c in columns] if columns else [t]
+    q = select(*cols).order_by(t.c.contract_id, t.c.measure)
+    if len(contract_ids) == 1:
+        q = q.where(t.c.contract_id == next(iter(contract_ids)))
     with repo.engine.connect() as conn:
-        rows = [dict(r) for r in conn.execute(select(t).order_by(t.c.contract_id,
-                                                                 t.c.measure)).mappings()
-                if r["contract_id"] in contract_ids]
+        rows = [dict(r) for r in conn.execute(q).mappings() if r["contract_id"] in contract_ids]
     editions = {cid: e for cid, e in _editions(repo).items() if cid in contract_ids}
     out = []
     for r in rows:
@@ -106,7 +113,7 @@ def portfolio(repo: Repository, f: Filters = Filters()) -> dict[str, Any]:
     """Committed vs delivered by theme and outcome, RAG counts, the contracts most at
     risk and verified £ by month, for the contracts and theme the filters keep."""
     contracts = {cid: c for cid, c in _contracts(repo).items() if f.keeps_contract(c)}
-    totals = _totals(repo, set(contracts), f.theme)
+    totals = _totals(repo, set(contracts), f.theme, SUMMARY)
     kinds = _open_alert_kinds(repo)
     by_contract: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for t in totals:
@@ -156,11 +163,16 @@ def ratings(repo: Repository, contract_ids: set[str]) -> dict[str, int]:
     from models.tables import NoticeRow
 
     n = T(NoticeRow)
+    rated = n.c.kind == "RatingChanged"
+    last = (select(n.c.contract_id, n.c.measure, func.max(n.c.at).label("at"))
+            .where(rated).group_by(n.c.contract_id, n.c.measure).subquery())
     latest: dict[tuple[str, str], str] = {}
     with repo.engine.connect() as conn:
         for cid, measure, body in conn.execute(
                 select(n.c.contract_id, n.c.measure, n.c.body)
-                .where(n.c.kind == "RatingChanged").order_by(n.c.at, n.c.derived_id)):
+                .join(last, (last.c.contract_id == n.c.contract_id)
+                      & (last.c.measure == n.c.measure) & (last.c.at == n.c.at))
+                .where(rated).order_by(n.c.derived_id)):
             if cid in contract_ids:
                 latest[(cid, measure)] = json.loads(body)["rating"]
     return {r: sum(1 for v in latest.values() if v == r) for r in RATINGS}
@@ -254,7 +266,7 @@ def suppliers(repo: Repository, f: Filters = Filters()) -> list[dict[str, Any]]:
     contracts = {cid: c for cid, c in _contracts(repo).items()
                  if f.keeps_contract({**c, "supplier_id": c["supplier_id"]})
                  and (not f.supplier or c["supplier_id"] == f.supplier)}
-    totals = _totals(repo, set(contracts), f.theme)
+    totals = _totals(repo, set(contracts), f.theme, SUMMARY)
     kinds = _open_alert_kinds(repo)
     rows: dict[str, dict[str, Any]] = {}
     per_contract: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -279,7 +291,7 @@ def suppliers(repo: Repository, f: Filters = Filters()) -> list[dict[str, Any]]:
 def supplier_contracts(repo: Repository, supplier_id: str) -> list[dict[str, Any]]:
     """One supplier's contracts with committed and verified £ and RAG."""
     contracts = {cid: c for cid, c in _contracts(repo).items() if c["supplier_id"] == supplier_id}
-    totals = _totals(repo, set(contracts), None)
+    totals = _totals(repo, set(contracts), None, SUMMARY)
     kinds = _open_alert_kinds(repo)
     out = []
     for cid, c in contracts.items():

@@ -127,7 +127,9 @@ def test_contract_drill_down_for_a_chosen_contract(site: dict[str, Any]) -> None
     row = page.locator("#measures tbody tr").first
     assert row.locator("td[data-col='measure']").inner_text() == first["measure"]
     assert row.locator("td[data-col='verified']").inner_text() == kit.cell(first["verified"])
-    assert page.locator("#evidence tbody tr").count() == len(data["evidence"])
+    page.wait_for_function(  # the tables arrive as separate widget updates
+        "n => document.querySelectorAll('#evidence tbody tr').length === n",
+        arg=len(data["evidence"]), timeout=30_000)
     import base64
 
     href = page.get_attribute("#printable", "href")
@@ -177,7 +179,9 @@ def test_supplier_view_and_league_table(site: dict[str, Any]) -> None:
     page.wait_for_function("want => document.querySelector('#rank').innerText === want",
                            arg=str(rank), timeout=30_000)
     mine = q.supplier_contracts(repo, supplier)
-    assert page.locator("#supplier-contracts tbody tr").count() == len(mine)
+    page.wait_for_function(  # the tables arrive as separate widget updates
+        "n => document.querySelectorAll('#supplier-contracts tbody tr').length === n",
+        arg=len(mine), timeout=30_000)
     assert page.locator("#league tbody tr").count() == len(table)
     first = page.locator("#league tbody tr").first
     assert first.locator("td[data-col='supplier']").inner_text() == table[0]["supplier"]
