@@ -58,7 +58,8 @@ def _contracts(repo: Repository) -> dict[str, dict[str, Any]]:
             select(c).order_by(c.c.contract_id)).mappings()}
 
 
-SUMMARY = ("contract_id", "measure", "target_gbp", "claimed_gbp", "verified_gbp", "at_risk")
+SUMMARY = ("contract_id", "measure", "target", "claimed", "verified", "target_gbp",
+           "claimed_gbp", "verified_gbp", "at_risk")
 
 
 def _totals(repo: Repository, contract_ids: set[str], theme: str | None,
@@ -147,11 +148,25 @@ def portfolio(repo: Repository, f: Filters = Filters()) -> dict[str, Any]:
         "totals": sums(totals),
         "by_theme": {k: sums(v) for k, v in sorted(themes.items())},
         "by_outcome": {f"{k[0]}: {k[1]}": sums(v) for k, v in sorted(outcomes.items())},
+        "by_measure": by_measure(totals),
         "rag": {k: sum(1 for v in rags.values() if v == k) for k in ("red", "amber", "green")},
         "most_at_risk": risk[:10],
         "trend": verified_by_month(repo, set(contracts), f.theme, f.since, f.until),
         "ratings": ratings(repo, set(contracts)),
     }
+
+
+def by_measure(totals: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Units (which add up only within a measure) and £ per measure code."""
+    out: dict[str, dict[str, Any]] = {}
+    for t in totals:
+        r = out.setdefault(t["measure"], {
+            "measure": t["measure"], "title": t["title"], "unit": t["unit"],
+            "theme": t["theme"], "target": ZERO, "claimed": ZERO, "verified": ZERO,
+            "target_gbp": ZERO, "verified_gbp": ZERO})
+        for k in ("target", "claimed", "verified", "target_gbp", "verified_gbp"):
+            r[k] += t[k] or ZERO
+    return [out[k] for k in sorted(out)]
 
 
 RATINGS = ("good", "approaching target", "requires improvement", "inadequate", "other")

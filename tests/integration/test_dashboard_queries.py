@@ -42,6 +42,9 @@ def test_queries_agree_with_the_report(database_url: str, tmp_path: Path) -> Non
     jobs = q.portfolio(repo, q.Filters(theme="Jobs"))
     assert set(jobs["by_theme"]) == {"Jobs"}
 
+    units = {m["measure"]: m["verified"] for m in everything["by_measure"]}
+    assert units["NT1"] == sum((Decimal(m["verified"]) for c in report["contracts"]
+                                for m in c["measures"] if m["measure"] == "NT1"), Decimal(0))
     rated = everything["ratings"]
     assert set(rated) == set(q.RATINGS) and sum(rated.values()) > 0
     assert sum(rated.values()) <= sum(len(c["measures"]) for c in report["contracts"])

@@ -94,6 +94,9 @@ def test_portfolio_shows_the_databases_figures_and_filters(site: dict[str, Any])
     assert page.inner_text("#rag-red") == str(data["rag"]["red"])
     assert page.inner_text("#rating-good") == str(data["ratings"]["good"])
     assert page.locator("#by-outcome tbody tr").count() == len(data["by_outcome"])
+    nt1 = next(m for m in data["by_measure"] if m["measure"] == "NT1")
+    cell = page.locator("#by-measure tbody tr", has_text="NT1").locator("td[data-col='verified']")
+    assert cell.inner_text() == kit.cell(nt1["verified"])
     label, (since, until) = q.periods(date.today())[1]
     _dropdown(page, "Period").select_option(label=label)
     in_period = sum((v for _, v in q.portfolio(repo, q.Filters(since=since, until=until))
@@ -132,6 +135,9 @@ def test_contract_drill_down_for_a_chosen_contract(site: dict[str, Any]) -> None
         arg=len(data["evidence"]), timeout=30_000)
     import base64
 
+    page.wait_for_function(
+        "name => document.querySelector('#printable').getAttribute('download') === name",
+        arg="C-003-summary.html", timeout=30_000)
     href = page.get_attribute("#printable", "href")
     summary = base64.b64decode(href.split(",", 1)[1]).decode()
     assert data["contract"]["title"] in summary and "<h2>Milestones</h2>" in summary
