@@ -231,6 +231,8 @@ def _where_to_look(settings: Settings, repo: Any) -> None:
     click.echo("  svmon report --json     the same for scripts")
     click.echo(f"  topics                  {settings.events_topic}, {settings.alerts_topic}, "
                f"{settings.dead_letter_topic} on {settings.bootstrap}")
+    click.echo(f"  http://127.0.0.1:{settings.dashboard_port}/voila/render/portfolio.ipynb"
+               "   the dashboards")
     click.echo("  svmon token create --supplier S01   a token for the HTTP API (shown once)")
     click.echo(f"  curl -H 'Authorization: Bearer <token>' "
                f"http://{settings.api_host}:{settings.api_port}/v1/contracts")
