@@ -331,8 +331,9 @@ class IngestStore:
         with self.engine.connect() as conn:
             rows = [dict(r) for r in conn.execute(q.order_by(t.c.id.desc()).limit(limit))
                     .mappings()]
-            wanted = {(r["contract_id"], json.loads(r["payload"])["data"].get("evidence_id"))
-                      for r in rows}
+            for r in rows:
+                r["data"] = json.loads(r.pop("payload"))["data"]
+            wanted = {(r["contract_id"], r["data"].get("evidence_id")) for r in rows}
             wanted = sorted(k for k in wanted if isinstance(k[1], str))
             status = {}
             for i in range(0, len(wanted), 500):
@@ -341,7 +342,7 @@ class IngestStore:
                     status[(r["contract_id"], r["evidence_id"])] = r
         out = []
         for r in rows:
-            data = json.loads(r["payload"])["data"]
+            data = r["data"]
             item = {**receipt(r), "id": r["id"], "submitted_by": r["submitted_by"],
                     "channel": r["channel"], "data": data}
             ev = status.get((r["contract_id"], data.get("evidence_id")))

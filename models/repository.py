@@ -179,10 +179,16 @@ class Repository:
         if not settled:
             return
         t = T(InboxRow)
-        stmt = update(t).where(t.c.contract_id == bindparam("c"), t.c.event_id == bindparam("e"),
-                               t.c.settled_at.is_(None)) \
-            .values(settled_at=now, outcome=bindparam("o"), reason=bindparam("r"))
-        conn.execute(stmt, [dict(c=c, e=e, o=o, r=r) for c, e, o, r in settled])
+        contracts = sorted({c for c, _, _, _ in settled})
+        waiting = {(r.contract_id, r.event_id) for r in conn.execute(  # one read per batch,
+            select(t.c.contract_id, t.c.event_id).where(  # not an UPDATE per event
+                t.c.contract_id.in_(contracts), t.c.settled_at.is_(None)))}
+        rows = [dict(c=c, e=e, o=o, r=r) for c, e, o, r in settled if (c, e) in waiting]
+        if rows:
+            stmt = update(t).where(t.c.contract_id == bindparam("c"),
+                                   t.c.event_id == bindparam("e"), t.c.settled_at.is_(None)) \
+                .values(settled_at=now, outcome=bindparam("o"), reason=bindparam("r"))
+            conn.execute(stmt, rows)
 
     def _append_journal(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         """Append the events not journalled yet, each linked into its contract's chain."""

@@ -124,7 +124,8 @@ def up(demo: bool, seed: int, contracts: int, embedded_broker: bool,
         children.append(Child("dashboards", voila_command(settings), absolute(settings).to_env(),
                               logs / "voila.log"))
         click.echo(f"dashboards http://127.0.0.1:{settings.dashboard_port}/voila/render/"
-                   f"portfolio.ipynb (contract.ipynb, alerts.ipynb; log: {logs / 'voila.log'})")
+                   f"portfolio.ipynb (contract, supplier, alerts, auditor; "
+                   f"log: {logs / 'voila.log'})")
         if demo:
             _load_demo(settings, repo, seed, contracts, children)
         _where_to_look(settings, repo)

@@ -295,11 +295,11 @@ def _reject_constant(name: str) -> Any:
 _DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
 
 
-def parse_json(raw: bytes | str) -> Any:
+def parse_json(raw: bytes | str, limit: int = MAX_MESSAGE_BYTES) -> Any:
     """Parse JSON with decimals kept exact and NaN/Infinity refused."""
     size = len(raw) if isinstance(raw, bytes | bytearray) else len(raw.encode("utf-8", "replace"))
-    if size > MAX_MESSAGE_BYTES:
-        raise SchemaError("message", f"at most {MAX_MESSAGE_BYTES} bytes", f"{size} bytes")
+    if size > limit:
+        raise SchemaError("message", f"at most {limit} bytes", f"{size} bytes")
     try:
         text = raw.decode() if isinstance(raw, bytes | bytearray) else raw
         return _DECODER.decode(text)

@@ -113,17 +113,10 @@ async def _json(request: Request, limit: int = MAX_MESSAGE_BYTES,
     if optional and not raw:
         return None
     try:
-        return parse_json(raw) if len(raw) <= MAX_MESSAGE_BYTES else \
-            json.loads(raw, parse_float=Decimal, parse_constant=_no_constant)
+        return parse_json(raw, limit)
     except SchemaError as err:
         raise BodyError(400, "malformed", "body", "a UTF-8 JSON object", str(err.got)) \
             from None
-    except (ValueError, RecursionError) as err:
-        raise BodyError(400, "malformed", "body", "a UTF-8 JSON object", str(err)) from None
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a number JSON allows")
 
 
 def _query_int(request: Request, name: str, default: int | None, lo: int, hi: int

@@ -62,32 +62,27 @@ SUMMARY = ("contract_id", "measure", "target", "claimed", "verified", "target_gb
            "claimed_gbp", "verified_gbp", "at_risk")
 
 
-def _totals(repo: Repository, contract_ids: set[str], theme: str | None,
+def _totals(repo: Repository, contracts: dict[str, dict[str, Any]], theme: str | None,
             columns: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
-    """Totals rows with their measure's theme, outcome, title and unit; ``columns``
-    limits what is read (every amount is an exact decimal to convert)."""
+    """Totals rows of ``contracts`` (contract rows by id) with their measure's theme,
+    outcome, title and unit; ``columns`` limits what is read (every amount is an exact
+    decimal to convert)."""
     t = T(MeasureTotalRow)
     cols = [t.c[c] for c in columns] if columns else [t]
     q = select(*cols).order_by(t.c.contract_id, t.c.measure)
-    if len(contract_ids) == 1:
-        q = q.where(t.c.contract_id == next(iter(contract_ids)))
+    if len(contracts) == 1:
+        q = q.where(t.c.contract_id == next(iter(contracts)))
     with repo.engine.connect() as conn:
-        rows = [dict(r) for r in conn.execute(q).mappings() if r["contract_id"] in contract_ids]
-    editions = {cid: e for cid, e in _editions(repo).items() if cid in contract_ids}
+        rows = [dict(r) for r in conn.execute(q).mappings() if r["contract_id"] in contracts]
     out = []
     for r in rows:
-        m = repo.catalogue.measure(editions[r["contract_id"]], r["measure"])
+        m = repo.catalogue.measure(contracts[r["contract_id"]]["catalogue_edition"],
+                                   r["measure"])
         if theme and m.theme != theme:
             continue
         out.append({**r, "theme": m.theme, "outcome": m.outcome, "title": m.title,
                     "unit": m.unit})
     return out
-
-
-def _editions(repo: Repository) -> dict[str, str]:
-    c = T(ContractRow)
-    with repo.engine.connect() as conn:
-        return dict(conn.execute(select(c.c.contract_id, c.c.catalogue_edition)).all())  # type: ignore[arg-type]
 
 
 def _open_alert_kinds(repo: Repository) -> dict[str, set[str]]:
@@ -113,8 +108,9 @@ def rag(measures: list[dict[str, Any]], open_kinds: set[str]) -> str:
 def portfolio(repo: Repository, f: Filters = Filters()) -> dict[str, Any]:
     """Committed vs delivered by theme and outcome, RAG counts, the contracts most at
     risk and verified £ by month, for the contracts and theme the filters keep."""
-    contracts = {cid: c for cid, c in _contracts(repo).items() if f.keeps_contract(c)}
-    totals = _totals(repo, set(contracts), f.theme, SUMMARY)
+    every = _contracts(repo)
+    contracts = {cid: c for cid, c in every.items() if f.keeps_contract(c)}
+    totals = _totals(repo, contracts, f.theme, SUMMARY)
     kinds = _open_alert_kinds(repo)
     by_contract: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for t in totals:
@@ -151,7 +147,8 @@ def portfolio(repo: Repository, f: Filters = Filters()) -> dict[str, Any]:
         "by_measure": by_measure(totals),
         "rag": {k: sum(1 for v in rags.values() if v == k) for k in ("red", "amber", "green")},
         "most_at_risk": risk[:10],
-        "trend": verified_by_month(repo, set(contracts), f.theme, f.since, f.until),
+        "trend": verified_by_month(repo, None if len(contracts) == len(every)
+                                   else set(contracts), f.theme, f.since, f.until),
         "ratings": ratings(repo, set(contracts)),
     }
 
@@ -203,10 +200,12 @@ def periods(today: date) -> list[tuple[str, tuple[date | None, date | None]]]:
             (f"{fy - 1}-{fy % 100:02d}", (date(fy - 1, 4, 1), date(fy, 3, 31)))]
 
 
-def verified_by_month(repo: Repository, contract_ids: set[str], theme: str | None = None,
+def verified_by_month(repo: Repository, contract_ids: set[str] | None,
+                      theme: str | None = None,
                       since: date | None = None, until: date | None = None
                       ) -> list[tuple[str, Decimal]]:
-    """Verified £ by the month its evidence period ended (cumulative is the caller's).
+    """Verified £ by the month its evidence period ended (cumulative is the caller's),
+    over ``contract_ids`` (None: every contract).
 
     Summed in the database by edition, measure and month, then priced here: a million
     evidence rows come back as a few hundred. (On SQLite the sums of units are floats;
@@ -223,8 +222,7 @@ def verified_by_month(repo: Repository, contract_ids: set[str], theme: str | Non
         q = q.where(e.c.period_end >= since)
     if until is not None:
         q = q.where(e.c.period_end <= until)
-    everything = len(contract_ids) == len(_editions(repo))
-    if not everything:
+    if contract_ids is not None:
         q = q.where(e.c.contract_id.in_(sorted(contract_ids)))
     months: dict[str, Decimal] = defaultdict(lambda: ZERO)
     with repo.engine.connect() as conn:
@@ -259,7 +257,7 @@ def contract(repo: Repository, contract_id: str) -> dict[str, Any]:
             .order_by(a.c.raised_at.desc())).mappings()]
     for al in alerts:
         al["detail"] = json.loads(al["detail"])
-    return {"contract": c, "measures": _totals(repo, {contract_id}, None),
+    return {"contract": c, "measures": _totals(repo, {contract_id: c}, None),
             "milestones": milestones, "evidence": evidence, "alerts": alerts}
 
 
@@ -278,10 +276,8 @@ def cumulative(evidence: list[dict[str, Any]], measure: str, status: tuple[str, 
 def suppliers(repo: Repository, f: Filters = Filters()) -> list[dict[str, Any]]:
     """The league table: per supplier, contracts, committed and verified £, the share
     delivered, open alerts and red contracts; best delivery first."""
-    contracts = {cid: c for cid, c in _contracts(repo).items()
-                 if f.keeps_contract({**c, "supplier_id": c["supplier_id"]})
-                 and (not f.supplier or c["supplier_id"] == f.supplier)}
-    totals = _totals(repo, set(contracts), f.theme, SUMMARY)
+    contracts = {cid: c for cid, c in _contracts(repo).items() if f.keeps_contract(c)}
+    totals = _totals(repo, contracts, f.theme, SUMMARY)
     kinds = _open_alert_kinds(repo)
     rows: dict[str, dict[str, Any]] = {}
     per_contract: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -306,7 +302,7 @@ def suppliers(repo: Repository, f: Filters = Filters()) -> list[dict[str, Any]]:
 def supplier_contracts(repo: Repository, supplier_id: str) -> list[dict[str, Any]]:
     """One supplier's contracts with committed and verified £ and RAG."""
     contracts = {cid: c for cid, c in _contracts(repo).items() if c["supplier_id"] == supplier_id}
-    totals = _totals(repo, set(contracts), None, SUMMARY)
+    totals = _totals(repo, contracts, None, SUMMARY)
     kinds = _open_alert_kinds(repo)
     out = []
     for cid, c in contracts.items():

@@ -20,6 +20,20 @@ CATALOGUE: Catalogue = load_catalogue()
 EDITION = "DEMO-2025"
 
 
+def final_period_reported_in_arrears() -> list[ev.ContractEvent]:
+    """A term ending 2025-12-31 whose December is reported and verified in January,
+    within the reporting lag, and brings delivery up to the target."""
+    return [
+        registered(), committed("L-VOL", "1000"),
+        submitted("E1", "L-VOL", "900", "2025-01-01", "2025-11-30", "2025-12-05"),
+        verified("E1", "2025-12-08"),
+        tick("2026-01-01"),
+        submitted("E2", "L-VOL", "100", "2025-12-01", "2025-12-31", "2026-01-05"),
+        verified("E2", "2026-01-10"),
+        tick("2026-02-01"),
+    ]
+
+
 def d(iso: str) -> date:
     return date.fromisoformat(iso)
 

@@ -29,6 +29,7 @@ from tests.unit._builders import (
     committed,
     d,
     derived_of,
+    final_period_reported_in_arrears,
     milestone,
     registered,
     rejected,
@@ -252,15 +253,7 @@ def test_term_end_settles_each_commitment_once() -> None:
 
 
 def test_final_period_reported_within_the_lag_counts_before_settlement() -> None:
-    s, log = apply([
-        registered(), committed("L-VOL", "1000"),
-        submitted("E1", "L-VOL", "900", "2025-01-01", "2025-11-30", "2025-12-05"),
-        verified("E1", "2025-12-08"),
-        tick("2026-01-01"),
-        submitted("E2", "L-VOL", "100", "2025-12-01", "2025-12-31", "2026-01-05"),
-        verified("E2", "2026-01-10"),
-        tick("2026-02-01"),
-    ])
+    s, log = apply(final_period_reported_in_arrears())
     assert [type(x) for x in derived_of(log, "C-001:E2:verified")] == [ev.TargetMet]
     # settled with nothing missed (the rating is retired: no more ratings after the term)
     assert target_facts(derived_of(log, "C-001:tick:2026-02-01")) == ()

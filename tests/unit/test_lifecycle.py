@@ -15,6 +15,7 @@ from tests.unit._builders import (
     at,
     committed,
     d,
+    final_period_reported_in_arrears,
     milestone,
     registered,
     submitted,
@@ -149,16 +150,7 @@ def test_alerts_from_a_folded_log_open_and_close() -> None:
 def test_final_period_reported_in_arrears_leaves_no_target_missed_alert() -> None:
     # Once a TargetMissed raised on the day after the term and never resolved. Fixed in
     # svmon/core/fold.py (settle after the reporting lag) and alerts/lifecycle.py.
-    _, log = apply([
-        registered(), committed("L-VOL", "1000"),
-        submitted("E1", "L-VOL", "900", "2025-01-01", "2025-11-30", "2025-12-05"),
-        verified("E1", "2025-12-08"),
-        tick("2026-01-01"),
-        # December is reported and verified within the 30-day reporting lag
-        submitted("E2", "L-VOL", "100", "2025-12-01", "2025-12-31", "2026-01-05"),
-        verified("E2", "2026-01-10"),
-        tick("2026-02-01"),
-    ])
+    _, log = apply(final_period_reported_in_arrears())  # December reported within the lag
     facts = all_derived(log)
     assert any(isinstance(x, ev.TargetMet) for x in facts)  # the target was met in full
     assert open_alerts(facts) == {("C-001", "L-VOL", "TargetMet", "")}
