@@ -256,7 +256,7 @@ def faust_app(settings: Settings, **overrides: Any) -> faust.App:
         broker=settings.broker_url,
         store="memory://",
         topic_partitions=settings.partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=settings.replication_factor,
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=1.0,
         broker_max_poll_interval=60.0,

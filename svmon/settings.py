@@ -18,6 +18,8 @@
 | ``SVMON_API_HOST`` / ``SVMON_API_PORT`` | ``127.0.0.1`` / ``8080`` | where the HTTP API listens |
 | ``SVMON_REDELIVER_SECONDS`` | ``30`` | publish an unsettled received event again after this |
 | ``SVMON_DASHBOARD_PORT`` | ``8866`` | where Voila serves the dashboards |
+| ``SVMON_REPLICATION_FACTOR`` | ``1`` | replicas of every topic the project creates (3 in production) |
+| ``SVMON_MIN_INSYNC_REPLICAS`` | ``1`` | ``min.insync.replicas`` of those topics (2 in production) |
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ class Settings:
     api_port: int = 8080
     redeliver_seconds: float = 30.0
     dashboard_port: int = 8866
+    replication_factor: int = 1
+    min_insync_replicas: int = 1
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -97,7 +101,9 @@ class Settings:
                 "SVMON_FETCH_MAX_WAIT_MS": str(self.fetch_max_wait_ms),
                 "SVMON_API_HOST": self.api_host, "SVMON_API_PORT": str(self.api_port),
                 "SVMON_REDELIVER_SECONDS": str(self.redeliver_seconds),
-                "SVMON_DASHBOARD_PORT": str(self.dashboard_port)}
+                "SVMON_DASHBOARD_PORT": str(self.dashboard_port),
+                "SVMON_REPLICATION_FACTOR": str(self.replication_factor),
+                "SVMON_MIN_INSYNC_REPLICAS": str(self.min_insync_replicas)}
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -127,4 +133,7 @@ class Settings:
             api_port=int(e.get("SVMON_API_PORT", cls.api_port)),
             redeliver_seconds=float(e.get("SVMON_REDELIVER_SECONDS", cls.redeliver_seconds)),
             dashboard_port=int(e.get("SVMON_DASHBOARD_PORT", cls.dashboard_port)),
+            replication_factor=int(e.get("SVMON_REPLICATION_FACTOR", cls.replication_factor)),
+            min_insync_replicas=int(e.get("SVMON_MIN_INSYNC_REPLICAS",
+                                          cls.min_insync_replicas)),
         )
