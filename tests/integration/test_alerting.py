@@ -354,8 +354,8 @@ def test_dispatcher_killed_mid_send_loses_nothing(repo: Repository, receiver: Re
     assert (delivery["status"], delivery["attempts"]) == ("sent", 1)
 
 
-def test_cli_refuses_another_managers_ack(tmp_path: Path) -> None:
-    s = Settings(database_url=f"sqlite:///{tmp_path / 'cli.db'}", data_dir=tmp_path)
+def test_cli_refuses_another_managers_ack(database_url: str, tmp_path: Path) -> None:
+    s = Settings(database_url=database_url, data_dir=tmp_path)
     repo = init_database(s)
     feed(repo, behind_at_a_milestone())
     alert_id = _alert(repo)["alert_id"]
@@ -371,6 +371,8 @@ def test_cli_refuses_another_managers_ack(tmp_path: Path) -> None:
     assert ok.returncode == 0 and "acknowledged" in ok.stdout
     listed = json.loads(run("list", "--json").stdout)
     assert [a["status"] for a in listed if a["alert_id"] == alert_id] == ["acknowledged"]
+    assert _alert(repo)["acknowledged_by"] == "mgr-aoife"  # what the CLI wrote is stored
+    repo.engine.dispose()
 
 
 @pytest.mark.broker
@@ -436,15 +438,17 @@ def test_starttls_and_auth(repo: Repository, tmp_path: Path) -> None:
 @given(steps=st.lists(st.sampled_from(["risk", "back", "met", "missed", "overdue",
                                        "resumed"]), max_size=20),
        batch=st.integers(1, 5))
-def test_the_inbox_never_holds_two_open_alerts_of_a_kind(tmp_path: Path, steps: list[str],
+def test_the_inbox_never_holds_two_open_alerts_of_a_kind(repo: Repository, steps: list[str],
                                                          batch: int) -> None:
     """Raise and resolve in any order and batching: at most one unresolved alert per
-    contract × measure × kind in the real inbox table, and it matches the pure model."""
+    contract × measure × kind in the real inbox table, and it matches the pure model.
+    The examples share one database, each on a contract of its own."""
     from alerts.lifecycle import open_alerts
     from models.repository import Batch
 
     when = datetime(2025, 5, 1, tzinfo=UTC)
-    common = dict(contract_id="C", at=when)
+    cid = f"C-{uuid.uuid4().hex[:12]}"
+    common = dict(contract_id=cid, at=when)
     make = {
         "risk": lambda i: ev.TargetAtRisk(**common, measure="M", caused_by=f"e{i}",
                                           target=D(9), forecast=D(1), claimed=D(1),
@@ -459,12 +463,10 @@ def test_the_inbox_never_holds_two_open_alerts_of_a_kind(tmp_path: Path, steps: 
                                                  last_evidence_at=None, cadence_days=90),
         "resumed": lambda i: ev.ReportingResumed(**common, measure="", caused_by=f"e{i}"),
     }
-    repo = init_database(Settings(database_url=f"sqlite:///{tmp_path / uuid.uuid4().hex}.db",
-                                  data_dir=tmp_path))
     facts = [make[s](i) for i, s in enumerate(steps)]
     for i in range(0, len(facts), batch):
         repo.apply_batch(Batch(consumer="t", derived=facts[i:i + batch]))
     unresolved = [(a["contract_id"], a["measure"], a["kind"], "")
-                  for a in repo.alerts("unresolved")]
+                  for a in repo.alerts("unresolved", contract_id=cid)]
     assert len(unresolved) == len(set(unresolved))
     assert set(unresolved) == open_alerts(facts)
