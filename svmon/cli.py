@@ -162,18 +162,35 @@ def absolute(settings: Settings) -> Settings:
     return settings.with_(data_dir=settings.data_dir.resolve(), database_url=url)
 
 
-def voila_command(settings: Settings, folder: Path = NOTEBOOKS) -> list[str]:
+def voila_command(settings: Settings, folder: Path = NOTEBOOKS,
+                  ip: str = "127.0.0.1") -> list[str]:
     """Voila serving the dashboards only: no sources, no tracebacks, no other files; one
     kernel per notebook started and run ahead of the next visitor (preheated); kernels
     idle for 15 minutes are shut down."""
     return [sys.executable, "-m", "voila", str(folder), "--no-browser",
-            f"--port={settings.dashboard_port}", "--Voila.ip=127.0.0.1",
+            f"--port={settings.dashboard_port}", f"--Voila.ip={ip}",
             "--show_tracebacks=False", "--strip_sources=True",
             "--VoilaConfiguration.file_allowlist=[]",
             "--VoilaConfiguration.file_denylist=['.*']",
             "--preheat_kernel=True", "--pool_size=1",
             "--MappingKernelManager.cull_idle_timeout=900",
             "--MappingKernelManager.cull_interval=60"]
+
+
+@main.command()
+@click.option("--ip", default="127.0.0.1", show_default=True,
+              help="Address to listen on: 0.0.0.0 in a container behind the reverse proxy.")
+@click.option("--notebooks", "folder", default=None,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="The dashboards' notebooks (default: the source tree's notebooks/).")
+def dashboards(ip: str, folder: Path | None) -> None:
+    """Serve only the dashboards with Voila on SVMON_DASHBOARD_PORT (no sources, no
+    tracebacks, no other files); in production, behind the reverse proxy's sign-in."""
+    import os
+
+    settings = absolute(_settings())
+    argv = voila_command(settings, folder or NOTEBOOKS, ip=ip)
+    os.execvpe(argv[0], argv, {**os.environ, **settings.to_env()})
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
@@ -265,6 +282,40 @@ def init_db() -> None:
 
     init_database(_settings())
     click.echo("database ready")
+
+
+@main.command()
+def topics() -> None:
+    """Create the missing topics with SVMON_PARTITIONS partitions and
+    SVMON_REPLICATION_FACTOR replicas (safe to repeat), then check their partition and
+    replica counts; the contract-events topic is created with unlimited retention."""
+    from kafka.errors import KafkaError
+
+    from streams.topics import describe_topics, ensure_topics, wanted_topics
+
+    settings = _settings()
+    try:
+        ensure_topics(settings)
+        found = describe_topics(settings)
+    except KafkaError as err:
+        raise click.ClickException(f"broker {settings.bootstrap}: {err}") from err
+    problems = []
+    for name, want in wanted_topics(settings).items():
+        if name not in found:
+            problems.append(f"{name} is missing")
+            continue
+        partitions, replicas = found[name]
+        click.echo(f"{name:<32} partitions={partitions} replicas={replicas}")
+        if partitions != want:
+            problems.append(f"{name} has {partitions} partitions where {want} are "
+                            f"expected (SVMON_PARTITIONS={settings.partitions}); partitions "
+                            f"are not changed in place (infra/RUNBOOK.md, 'Changing the "
+                            f"partition count')")
+        if replicas < settings.replication_factor:
+            problems.append(f"{name} has {replicas} replicas, fewer than "
+                            f"SVMON_REPLICATION_FACTOR={settings.replication_factor}")
+    if problems:
+        raise click.ClickException("; ".join(problems))
 
 
 @main.command()

@@ -7,11 +7,12 @@ import os
 import re
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 
-from infra.broker import free_port
+from infra.broker import EmbeddedBroker, free_port
 from svmon.schemas import decode_event
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,3 +86,31 @@ def test_readme_names_the_commands_ci_runs() -> None:
     assert "make demo" in README
     makefile = (ROOT / "Makefile").read_text()
     assert "svmon up --demo" in makefile
+
+
+@pytest.mark.broker
+def test_topics_creates_checks_and_refuses_a_partition_change(broker: EmbeddedBroker) -> None:
+    """`svmon topics` (the compose file's init step) creates the three topics, is safe to
+    repeat, and fails when SVMON_PARTITIONS no longer matches the topics on the broker."""
+    from click.testing import CliRunner
+    from kafka.admin import KafkaAdminClient
+
+    from svmon.cli import main
+
+    prefix = f"cli{uuid.uuid4().hex[:8]}"
+    env = {"SVMON_BROKER_URL": broker.url, "SVMON_TOPIC_PREFIX": prefix,
+           "SVMON_PARTITIONS": "3"}
+    runner = CliRunner()
+    for _ in range(2):  # the second run finds them all and changes nothing
+        result = runner.invoke(main, ["topics"], env=env)
+        assert result.exit_code == 0, result.output
+    assert f"{prefix}.contract-events" in result.output and "partitions=3" in result.output
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        names = set(admin.list_topics())
+    finally:
+        admin.close()
+    assert {f"{prefix}.contract-events", f"{prefix}.alerts", f"{prefix}.dead-letter"} <= names
+    result = runner.invoke(main, ["topics"], env={**env, "SVMON_PARTITIONS": "6"})
+    assert result.exit_code != 0
+    assert "3 partitions where 6 are expected" in result.output
