@@ -313,13 +313,23 @@ def build_app(settings: Settings, repo: Repository, *, store: StateStore | None 
                 await on_batch(batch)
             yield len(records)
 
+    # The timers run again on their own: a database outage only has to be waited out,
+    # never allowed to crash the app (which would stop the agent with it).
     @app.timer(interval=settings.relay_seconds, on_leader=True)
     async def relay() -> None:
-        await pipeline.relay_notices()
+        try:
+            await pipeline.relay_notices()
+        except TRANSIENT as err:
+            log.warning("database unavailable (%s); the notice relay tries again in %.0fs",
+                        err, settings.relay_seconds)
 
     @app.timer(interval=settings.tick_seconds, on_leader=True)
     async def clock() -> None:
-        await pipeline.tick()
+        try:
+            await pipeline.tick()
+        except TRANSIENT as err:
+            log.warning("database unavailable (%s); the clock ticks again in %.0fs",
+                        err, settings.tick_seconds)
 
     @app.on_partitions_revoked.connect
     async def _revoked(*_: Any, **__: Any) -> None:

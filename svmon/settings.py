@@ -18,8 +18,8 @@
 | ``SVMON_API_HOST`` / ``SVMON_API_PORT`` | ``127.0.0.1`` / ``8080`` | where the HTTP API listens |
 | ``SVMON_REDELIVER_SECONDS`` | ``30`` | publish an unsettled received event again after this |
 | ``SVMON_DASHBOARD_PORT`` | ``8866`` | where Voila serves the dashboards |
-| ``SVMON_REPLICATION_FACTOR`` | ``1`` | replicas of every topic the project creates (3 in production) |
-| ``SVMON_MIN_INSYNC_REPLICAS`` | ``1`` | ``min.insync.replicas`` of those topics (2 in production) |
+| ``SVMON_REPLICATION_FACTOR`` | ``1`` | replicas of each topic created (3 in production) |
+| ``SVMON_MIN_INSYNC_REPLICAS`` | ``1`` | their ``min.insync.replicas`` (2 in production) |
 """
 
 from __future__ import annotations

@@ -24,12 +24,14 @@ ERRORS = {
     "415": "Wrong content type",
     "422": "Well-formed but refused: each error names the field, what was expected and "
            "what came",
+    "503": "The database is unavailable: nothing was recorded; try again after the "
+           "Retry-After header's seconds",
 }
 
 
 def _errors(*codes: str) -> dict[str, Any]:
     return {c: {"description": ERRORS[c],
-                "content": {"application/json": {"schema": ERROR}}} for c in codes}
+                "content": {"application/json": {"schema": ERROR}}} for c in (*codes, "503")}
 
 
 def _json_body(schema: dict[str, Any], required: bool = True,

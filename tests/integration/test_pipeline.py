@@ -9,72 +9,24 @@ from __future__ import annotations
 import json
 import time
 from datetime import date
-from decimal import Decimal
 from typing import Any
 
 import pytest
 from kafka import KafkaConsumer, TopicPartition
-from sqlalchemy import select
 
 from infra.broker import EmbeddedBroker, free_port
-from models.repository import Repository
-from models.tables import NoticeRow
 from streams.client import EventPublisher, publish
 from streams.topics import ensure_topics
 from svmon.bootstrap import init_database, repository
-from svmon.catalogue_files import load_catalogue
 from svmon.core import events as ev
-from svmon.core.fold import fold_all
 from svmon.demo import generate
 from svmon.schemas import encode_event
 from svmon.settings import Settings
 from tests.conftest import Workers, wait_until
+from tests.consistency import assert_matches_fold, journalled
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 TODAY = date(2026, 11, 1)
-
-
-def _journalled(repo: Repository) -> int:
-    c = repo.counts()
-    return c["journal"] + c["dead_letters"]
-
-
-def _expected(events: list[ev.ContractEvent]) -> tuple[dict[tuple[str, str], tuple[Any, ...]],
-                                                       set[str]]:
-    """(contract, measure) -> (target, claimed, verified, verified £) and derived ids."""
-    cat = load_catalogue()
-    states, derived = fold_all(events, cat)
-    totals = {}
-    for cid, s in states.items():
-        assert s.terms is not None
-        for m in s.measures():
-            t = s.totals_for(m)
-            c = s.commitments.get(m)
-            proxy = cat.measure(s.terms.catalogue_edition, m)
-            totals[(cid, m)] = (c.target if c else None, t.claimed, t.verified,
-                                proxy.value_gbp(t.verified))
-    return totals, {d.derived_id for d in derived}
-
-
-def _actual(repo: Repository) -> tuple[dict[tuple[str, str], tuple[Any, ...]], set[str]]:
-    report = repo.report()
-    totals = {}
-    for c in report["contracts"]:
-        for m in c["measures"]:
-            totals[(c["contract_id"], m["measure"])] = (
-                Decimal(m["target"]) if m["target"] is not None else None,
-                Decimal(m["claimed"]), Decimal(m["verified"]), Decimal(m["verified_gbp"]))
-    with repo.engine.connect() as conn:
-        notices = {r[0] for r in conn.execute(select(NoticeRow.__table__.c.derived_id))}
-    return totals, notices
-
-
-def _assert_matches_fold(repo: Repository, events: list[ev.ContractEvent]) -> None:
-    want_totals, want_notices = _expected(events)
-    got_totals, got_notices = _actual(repo)
-    assert got_totals == want_totals
-    assert got_notices == want_notices
-    assert repo.counts()["journal"] == len({e.event_id for e in events})
 
 
 def test_events_in_exact_totals_out(settings: Settings, workers: Workers) -> None:
@@ -82,8 +34,8 @@ def test_events_in_exact_totals_out(settings: Settings, workers: Workers) -> Non
     repo = repository(settings)
     workers.start()
     publish(events, settings)
-    wait_until(lambda: _journalled(repo) >= len(events), 120, what="all events journalled")
-    _assert_matches_fold(repo, events)
+    wait_until(lambda: journalled(repo) >= len(events), 120, what="all events journalled")
+    assert_matches_fold(repo, events)
     report = repo.report()
     assert report["summary"]["open_alerts"] > 0  # the demo's laggards raise alerts
     assert repo.counts()["dead_letters"] == 0
@@ -102,7 +54,7 @@ def test_same_event_three_times_counts_once(settings: Settings, workers: Workers
     n = len(events)
     wait_until(lambda: repo.counts()["journal"] >= n, 120, what="journal complete")
     time.sleep(3)  # let the redelivered tail through: nothing more may be counted
-    _assert_matches_fold(repo, events)
+    assert_matches_fold(repo, events)
 
 
 def test_worker_killed_and_restarted_mid_stream(settings: Settings, workers: Workers) -> None:
@@ -117,7 +69,7 @@ def test_worker_killed_and_restarted_mid_stream(settings: Settings, workers: Wor
     workers.start()
     wait_until(lambda: repo.counts()["journal"] >= len(events), 180, what="catch-up")
     time.sleep(2)
-    _assert_matches_fold(repo, events)
+    assert_matches_fold(repo, events)
 
 
 def _dead_letters(settings: Settings, want: int, timeout: float = 60) -> list[dict[str, Any]]:
@@ -173,8 +125,8 @@ def test_bad_input_goes_to_dead_letter_and_stream_continues(settings: Settings,
         for e in good[half:]:
             pub.send(e)
     workers.start()
-    wait_until(lambda: _journalled(repo) >= len(good) + len(bad), 120, what="all handled")
-    _assert_matches_fold(repo, good)  # the good events after the bad ones still counted
+    wait_until(lambda: journalled(repo) >= len(good) + len(bad), 120, what="all handled")
+    assert_matches_fold(repo, good)  # the good events after the bad ones still counted
     letters = _dead_letters(settings, len(bad))
     assert len(letters) == len(bad)
     by_offset = sorted(letters, key=lambda d: (d["partition"], d["offset"]))
@@ -215,7 +167,7 @@ def test_broker_memory_lost_then_log_republished(tmp_path: Any, database_url: st
             publish(events, s)
             wait_until(lambda: repo.counts()["journal"] >= len(events), 120, what="all")
             time.sleep(2)
-            _assert_matches_fold(repo, events)
+            assert_matches_fold(repo, events)
             w.stop_all()
     finally:
         w.stop_all()
