@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from infra.broker import EmbeddedBroker, free_port
-from infra.processes import Child
+from infra.processes import Child, python_module
 from models.ingest import IngestStore
 from models.repository import Repository
 from models.tables import DeadLetterRow
@@ -46,6 +47,7 @@ from svmon.schemas import encode_event
 from svmon.settings import Settings
 from tests.conftest import Workers, wait_until
 from tests.consistency import journalled, tally
+from tests.integration.test_ingest_broker import healthy, post_evidence, register_contracts
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(1800)]
 TODAY = date(2026, 11, 1)
@@ -415,3 +417,84 @@ def test_workers_join_and_leave_during_a_load(broker: EmbeddedBroker, database_u
         assert positions == load.last_offsets  # every partition consumed to its end
     finally:
         w.stop_all()
+
+
+# --- the broker killed and restarted: every acknowledged event counted once -----------
+
+def test_broker_sigkilled_while_suppliers_post(tmp_path: Path, database_url: str) -> None:
+    """50,000 pieces of evidence posted through the HTTP API (uvicorn, its inbox relay)
+    while the embedded broker is SIGKILLed three times. Each restart comes back empty
+    (the broker keeps nothing); a worker that exits is restarted, as a deployment's
+    restart policy would. Every event acknowledged with 202 is counted exactly once."""
+    contracts = tuple(f"C-{n:02d}" for n in range(50))
+    port = free_port()
+    s = Settings(broker_url=f"kafka://127.0.0.1:{port}", database_url=database_url,
+                 data_dir=tmp_path, app_id="svmon-brokerkill", topic_prefix="bk",
+                 partitions=4, tick_seconds=3600.0, session_timeout=6.0,
+                 api_port=free_port(), redeliver_seconds=5.0)
+    repo = init_database(s)
+    store = IngestStore(repo)
+    manager = store.create_token("manager", "mgr-a")[1]
+    supplier = store.create_token("supplier", "S01")[1]
+    brokers = [EmbeddedBroker(port=port, log_path=tmp_path / "broker-0.log").start()]
+    ensure_topics(s)
+    api = Child("api", python_module("svmon.cli", "api"), s.to_env(), tmp_path / "api.log")
+    w = Workers(s, tmp_path)
+    expected: dict[str, Decimal] = {}
+    acked = [0]
+    error: list[BaseException] = []
+
+    def suppliers(client: httpx.Client) -> None:
+        try:
+            for first in range(0, EVENTS, 500):
+                acked[0] += post_evidence(client, supplier, first, 500, 500, expected,
+                                          contracts)
+        except BaseException as err:  # re-raised below
+            error.append(err)
+
+    try:
+        worker = w.start()
+        client = httpx.Client(base_url=f"http://127.0.0.1:{s.api_port}", timeout=60)
+        wait_until(lambda: healthy(client), 30, what="the API to listen")
+        register_contracts(client, manager, contracts)
+        poster = threading.Thread(target=suppliers, args=(client,), daemon=True)
+        poster.start()
+        kills: list[int] = []
+        for n in range(1, 4):
+            wait_until(lambda k=len(kills): acked[0] >= EVENTS * (k + 1) // 4 or error,
+                       300, what="more evidence acknowledged")
+            brokers[-1].kill()
+            kills.append(acked[0])
+            time.sleep(3)
+            brokers.append(EmbeddedBroker(port=port,
+                                          log_path=tmp_path / f"broker-{n}.log").start())
+            ensure_topics(s)
+            if not worker.alive:
+                worker = w.start()
+        poster.join(600)
+        assert not error, error
+        total = acked[0] + 2 * len(contracts)
+
+        def settled() -> bool:
+            nonlocal worker
+            if not worker.alive:  # the restart policy
+                worker = w.start()
+            return store.counts() == {"accepted": total}
+
+        wait_until(settled, 900, every=2, what=f"all {total:,} acknowledged events settled")
+        detail = {cid: store.contract_detail(cid)["totals"][0]["claimed"]
+                  for cid in contracts}
+        keys = [(r["contract_id"], r["event_id"]) for r in repo.journal_rows()]
+        figures = {"acknowledged": acked[0], "broker kills": len(kills),
+                   "acknowledged at each kill": kills, "worker restarts": len(w.children) - 1,
+                   "journalled": len(keys) - 2 * len(contracts),
+                   "lost": total - len(set(keys)), "duplicated": len(keys) - len(set(keys)),
+                   "wrong totals": sum(detail[c] != expected[c] for c in contracts)}
+        _report("broker kills", figures)
+        assert acked[0] == EVENTS
+        assert (figures["lost"], figures["duplicated"], figures["wrong totals"]) == (0, 0, 0)
+        assert repo.counts()["dead_letters"] == 0
+    finally:
+        api.stop()
+        w.stop_all()
+        brokers[-1].stop()

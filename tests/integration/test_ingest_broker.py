@@ -33,8 +33,10 @@ pytestmark = [pytest.mark.broker, pytest.mark.slow]
 CONTRACTS = ("C-0", "C-1", "C-2")
 
 
-def _register(client: httpx.Client, manager: str) -> None:
-    for cid in CONTRACTS:
+def register_contracts(client: httpx.Client, manager: str,
+                       contracts: tuple[str, ...] = CONTRACTS) -> None:
+    """Register contracts with one NT1 commitment each, through the API."""
+    for cid in contracts:
         r = client.post("/v1/contracts", headers={"Authorization": f"Bearer {manager}"}, json={
             "contract_id": cid, "title": f"Contract {cid}", "buyer": "Borsetshire CC",
             "supplier_id": "S01", "supplier_name": "Northgate", "start": "2025-01-01",
@@ -47,16 +49,17 @@ def _register(client: httpx.Client, manager: str) -> None:
         assert r.status_code == 202, r.text
 
 
-def _post(client: httpx.Client, token: str, first: int, count: int, batch: int,
-          expected: dict[str, Decimal]) -> int:
-    """Post evidence E<first>..; returns how many were acknowledged with 202."""
+def post_evidence(client: httpx.Client, token: str, first: int, count: int, batch: int,
+                  expected: dict[str, Decimal], contracts: tuple[str, ...] = CONTRACTS) -> int:
+    """Post evidence E<first>.. spread over ``contracts``, adding each quantity to
+    ``expected``; returns how many were acknowledged with 202."""
     acked = 0
     h = {"Authorization": f"Bearer {token}"}
     for start in range(first, first + count, batch):
         items = []
         for i in range(start, min(start + batch, first + count)):
             q = Decimal(i % 7 + 1) / 4
-            items.append({"contract_id": CONTRACTS[i % 3], "evidence_id": f"E{i}",
+            items.append({"contract_id": contracts[i % len(contracts)], "evidence_id": f"E{i}",
                           "measure": "NT1", "quantity": str(q), "unit": "no. people FTE",
                           "period_start": "2025-03-01", "period_end": "2025-03-31"})
         if batch == 1:
@@ -92,18 +95,18 @@ def test_acknowledged_events_survive_broker_and_worker_restarts(tmp_path: Path,
     try:
         worker = workers.start()
         client = httpx.Client(base_url=f"http://127.0.0.1:{s.api_port}", timeout=30)
-        wait_until(lambda: _healthy(client), 30, what="the API to listen")
-        _register(client, manager)
-        acked = _post(client, supplier, 0, 60, 1, expected)  # single posts
-        acked += _post(client, supplier, 60, 140, 20, expected)  # batches
+        wait_until(lambda: healthy(client), 30, what="the API to listen")
+        register_contracts(client, manager)
+        acked = post_evidence(client, supplier, 0, 60, 1, expected)  # single posts
+        acked += post_evidence(client, supplier, 60, 140, 20, expected)  # batches
         # the broker loses its memory and the worker dies, mid-stream
         broker.stop()
         worker.kill()
-        acked += _post(client, supplier, 200, 100, 25, expected)  # acknowledged meanwhile
+        acked += post_evidence(client, supplier, 200, 100, 25, expected)  # acknowledged meanwhile
         broker = EmbeddedBroker(port=port, log_path=tmp_path / "broker-2.log").start()
         ensure_topics(s)
         workers.start()
-        acked += _post(client, supplier, 300, 100, 1, expected)
+        acked += post_evidence(client, supplier, 300, 100, 1, expected)
         total = acked + 2 * len(CONTRACTS)
         wait_until(lambda: store.counts() == {"accepted": total}, 240,
                    what=f"all {total} acknowledged events settled")
@@ -123,7 +126,7 @@ def test_acknowledged_events_survive_broker_and_worker_restarts(tmp_path: Path,
         broker.stop()
 
 
-def _healthy(client: httpx.Client) -> bool:
+def healthy(client: httpx.Client) -> bool:
     try:
         return client.get("/v1/health").status_code == 200
     except httpx.HTTPError:
