@@ -124,8 +124,12 @@ class Repository:
 
     # ---------------------------------------------------------------- schema
 
-    def create_schema(self) -> None:
-        SQLModel.metadata.create_all(self.engine)
+    def create_schema(self) -> str:
+        """Bring the schema to the newest revision: create it in an empty database,
+        upgrade an older one (see ``models.migrate``); returns the revision."""
+        from models.migrate import ensure_schema
+
+        return ensure_schema(self.engine, SQLModel.metadata)
 
     def save_catalogue(self) -> None:
         rows = [dict(edition=m.edition, code=m.code, set_name=m.set_name, theme=m.theme,

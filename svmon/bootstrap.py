@@ -22,7 +22,8 @@ def repository(settings: Settings, *, fsync_each_commit: bool = False) -> Reposi
 
 
 def init_database(settings: Settings, *, fsync_each_commit: bool = False) -> Repository:
-    """Create missing tables and store the catalogue (safe to run again)."""
+    """Bring the schema to the newest revision and store the catalogue (safe to run
+    again, and from several processes at once: see ``models.migrate``)."""
     repo = repository(settings, fsync_each_commit=fsync_each_commit)
     repo.create_schema()
     repo.save_catalogue()

@@ -277,11 +277,13 @@ def worker() -> None:
 
 @main.command("init-db")
 def init_db() -> None:
-    """Create the tables and store the catalogue (safe to repeat)."""
+    """Create or upgrade the tables and store the catalogue (safe to repeat); prints the
+    schema revision the database is at."""
+    from models.migrate import current_revision
     from svmon.bootstrap import init_database
 
-    init_database(_settings())
-    click.echo("database ready")
+    repo = init_database(_settings())
+    click.echo(f"database ready at schema revision {current_revision(repo.engine)}")
 
 
 @main.command()

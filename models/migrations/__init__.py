@@ -1,0 +1,1 @@
+"""Alembic environment and revisions of svmon's database schema (see ``models.migrate``)."""
