@@ -48,9 +48,12 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
+    column,
     delete,
     insert,
     inspect,
+    select,
+    table,
     text,
 )
 from sqlalchemy.engine import Connection
@@ -144,7 +147,8 @@ def current_revision(bind: Engine | Connection) -> str | None:
 def _version(conn: Connection) -> str | None:
     if not inspect(conn).has_table(VERSION_TABLE):
         return None
-    rows = sorted(r[0] for r in conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")))
+    version = table(VERSION_TABLE, column("version_num"))
+    rows = sorted(r[0] for r in conn.execute(select(version.c.version_num)))
     if len(rows) > 1:
         raise SchemaError(f"the database has several revisions {rows}: not from svmon")
     return rows[0] if rows else None

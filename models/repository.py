@@ -1,9 +1,17 @@
 """The repository: every database read and write the system makes, behind one class.
 
-``apply_batch`` writes one processed batch in a single transaction: journal rows
-(insert-or-ignore on event id), projections as absolute values from the fold's
-state, notices and alert changes, dead letters and the partition positions. Writing
-the same batch twice leaves the database as writing it once.
+``apply_batch`` writes one processed batch in a single transaction: journal rows,
+projections as absolute values from the fold's state, notices and alert changes, dead
+letters and the partition positions.
+
+Redelivery is made harmless before this point: the event-id gate (``seed_gate``) turns
+records already journalled into duplicates, so a batch folded again carries no journal
+rows and no new facts. A ``Batch`` object applied twice as it is, without the gate, is
+refused by the journal's unique key (contract, event id) and rolls back whole.
+
+Positions record the last offset of the latest batch applied per partition: after a
+redelivery they can be lower than before, which only makes a worker read again (the
+worker resumes from the earlier of this and the broker's committed offset).
 """
 
 from __future__ import annotations
@@ -680,7 +688,8 @@ class Repository:
 
 
 def _num(v: Any) -> Any:
-    """Decimals as strings in JSON, without float rounding or trailing zeros."""
+    """Decimals as strings in JSON, without float rounding, trailing zeros or an
+    exponent (0.0000006, not 6E-7)."""
     if isinstance(v, Decimal):
-        return str(canonical(v))
+        return format(canonical(v), "f")
     return v

@@ -42,7 +42,8 @@ class ExactDecimal(TypeDecorator[Decimal]):
 
 
 def canonical(d: Decimal) -> Decimal:
-    """The same number without trailing zeros or an exponent (1.500000 -> 1.5, 1E+2 -> 100)."""
+    """The same number without trailing zeros (1.500000 -> 1.5, 1E+2 -> 100). Python
+    prints a small one with an exponent (6E-7); format it with ``"f"`` to show it."""
     return d.quantize(Decimal(1)) if d == d.to_integral_value() else d.normalize()
 
 

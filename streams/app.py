@@ -21,6 +21,7 @@ from typing import Any, Protocol, TypeVar
 import faust
 import mode
 from faust.serializers import codecs
+from faust.types import TP
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
 
 from models.repository import Batch, Repository
@@ -36,6 +37,7 @@ from svmon.settings import Settings
 log = logging.getLogger(__name__)
 R = TypeVar("R")
 TRANSIENT = (OperationalError, InterfaceError, DisconnectionError)
+GAP_PATIENCE = 60.0  # seconds a hole in a partition is read again before it is accepted
 
 
 class StateCodec(codecs.Codec):
@@ -97,13 +99,108 @@ class Pipeline:
         self.settings, self.repo, self.store, self.sinks = settings, repo, store, sinks
         self.checked: set[str] = set()  # contracts compared with the database since assignment
         self.processed = 0
+        self.next_offset: dict[int, int] = {}  # events partition -> next offset to apply
+        self.gap_since: dict[int, tuple[int, float]] = {}
 
     async def _run(self, fn: Callable[..., R], *args: Any) -> R:
         return await asyncio.get_running_loop().run_in_executor(None, partial(fn, *args))
 
     def forget(self) -> None:
-        """After a rebalance, check each contract against the database again."""
+        """After a rebalance, check each contract against the database again, and learn
+        again where each partition stands."""
         self.checked.clear()
+        self.next_offset.clear()
+
+    async def resume_points(self, committed: dict[Any, int | None]) -> dict[Any, int]:
+        """Where each newly assigned partition of the events topic must be read from.
+
+        The broker's committed offset alone is not safe to resume from:
+        - aiokafka seeks only to a committed offset above 0; a partition with none
+          keeps the fetch position it had, and the records Faust had buffered but not
+          processed are dropped at the rebalance, so a worker that gets such a
+          partition back would skip them;
+        - Faust can commit past records it never delivered (gaps in its ack list).
+        The database knows what was applied (``position``). So: from the start of the
+        log when either side knows nothing (a new partition, or a broker that lost
+        its memory and restarted its offsets), else from the earlier of the two. Reading
+        again is harmless: the event-id gate drops what is already journalled.
+        """
+        applied = await self._run(self.repo.positions, self.settings.app_id,
+                                  self.settings.events_topic)
+        out: dict[Any, int] = {}
+        for tp, offset in committed.items():
+            if tp.topic != self.settings.events_topic:
+                continue
+            done = applied.get(tp.partition)
+            out[tp] = 0 if done is None or offset is None or offset < 0 \
+                else min(offset, done + 1)
+            self.next_offset[tp.partition] = out[tp]
+        return out
+
+    async def follow_on(self, records: list[Record], owned: set[int] | None
+                        ) -> tuple[list[Record], dict[int, int]]:
+        """The records of a batch that may be applied, and the partitions to read again.
+
+        A partition's records must start at the next offset this worker has to apply
+        and run without holes. Faust can deliver a batch that does not: records it had
+        buffered are dropped at a rebalance while the fetch position moves on, and
+        records of partitions already revoked can still arrive. Such records are not
+        applied and not acknowledged; a partition with a hole is read again from the
+        hole (so a skipped record is never lost). ``owned`` is this worker's current
+        assignment (None: do not check ownership).
+
+        A hole that stays for ``GAP_PATIENCE`` seconds is accepted with an error in the
+        log: the log itself no longer has those offsets (retention deleted them).
+        """
+        by_partition: dict[int, list[Record]] = {}
+        for r in records:
+            by_partition.setdefault(r.partition, []).append(r)
+        unknown = [p for p in by_partition if p not in self.next_offset]
+        if unknown:
+            applied = await self._run(self.repo.positions, self.settings.app_id,
+                                      self.settings.events_topic)
+            for p in unknown:
+                self.next_offset[p] = applied.get(p, -1) + 1
+        keep: list[Record] = []
+        rewind: dict[int, int] = {}
+        now = asyncio.get_running_loop().time()
+        for p, rs in by_partition.items():
+            if owned is not None and p not in owned:
+                log.info("skipping %d records of partition %s, no longer assigned here",
+                         len(rs), p)
+                continue
+            expected = self.next_offset[p]
+            run = []
+            for r in sorted(rs, key=lambda r: r.offset):
+                if r.offset > expected:
+                    break
+                run.append(r)
+                expected = max(expected, r.offset + 1)
+            if len(run) < len(rs):
+                hole = (expected, min(r.offset for r in rs if r.offset > expected))
+                seen = self.gap_since.setdefault(p, (hole[0], now))
+                if seen[0] != hole[0]:
+                    self.gap_since[p] = (hole[0], now)
+                elif now - seen[1] > GAP_PATIENCE:
+                    log.error("partition %s: offsets %s-%s never arrived in %ss; going on "
+                              "without them", p, hole[0], hole[1] - 1, GAP_PATIENCE)
+                    self.next_offset[p] = hole[1]
+                    self.gap_since.pop(p, None)
+                    keep.extend(rs)
+                    continue
+                log.warning("partition %s: records from %s arrived, but %s is next; "
+                            "reading again from %s", p, hole[1], hole[0], hole[0])
+                rewind[p] = hole[0]
+            else:
+                self.gap_since.pop(p, None)
+            keep.extend(run)
+        return keep, rewind
+
+    def applied(self, records: list[Record]) -> None:
+        """Note the records a committed batch held (the next offsets to expect)."""
+        for r in records:
+            if r.offset + 1 > self.next_offset.get(r.partition, 0):
+                self.next_offset[r.partition] = r.offset + 1
 
     async def catch_up(self, contract_ids: Iterable[str]) -> None:
         """Make the table's state at least as new as the database's for these contracts.
@@ -249,6 +346,28 @@ def shorten_fetch_wait(max_wait_ms: int) -> None:
     driver.aiokafka = shim  # type: ignore[attr-defined]
 
 
+def resume_from_applied(app: faust.App, pipeline: Pipeline) -> None:
+    """After every rebalance, read each events partition from where the database says
+    it was applied (:meth:`Pipeline.resume_points`), not only from the broker's
+    committed offset. Faust seeks through ``seek_to_committed`` once table recovery is
+    done; this wraps it and seeks again where the two disagree."""
+    consumer = app.consumer
+    real = consumer.seek_to_committed
+
+    async def seek_to_applied() -> Any:
+        committed = dict(await real())
+        for tp, offset in (await pipeline.resume_points(committed)).items():
+            if offset != committed.get(tp):
+                say = log.info if committed.get(tp) is not None else log.debug
+                say("resuming %s/%s at %s (committed %s)", tp.topic, tp.partition, offset,
+                    committed.get(tp))
+                await consumer._seek(tp, offset)
+                committed[tp] = offset
+        return committed
+
+    consumer.seek_to_committed = seek_to_applied
+
+
 def faust_app(settings: Settings, **overrides: Any) -> faust.App:
     shorten_fetch_wait(settings.fetch_max_wait_ms)
     return faust.App(
@@ -263,6 +382,11 @@ def faust_app(settings: Settings, **overrides: Any) -> faust.App:
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         processing_guarantee="at_least_once",
+        # The check compares a store's persisted changelog offset with the broker's
+        # highwater, which the embedded broker can under-report; after a rebalance it
+        # crashed workers (ConsistencyError "32 > 31"). The table is a cache here: the
+        # worker refolds a contract from the journal whenever the database is ahead.
+        recovery_consistency_check=False,
         web_enabled=False,
         **overrides,
     )
@@ -271,6 +395,7 @@ def faust_app(settings: Settings, **overrides: Any) -> faust.App:
 def build_app(settings: Settings, repo: Repository, *, store: StateStore | None = None,
               sinks: Sinks | None = None,
               on_batch: Callable[[Batch], Awaitable[None]] | None = None,
+              check_ownership: bool = True,
               **overrides: Any) -> tuple[faust.App, Pipeline]:
     app = faust_app(settings, **overrides)
     events_topic = app.topic(settings.events_topic, key_type=bytes, value_type=bytes,
@@ -301,17 +426,28 @@ def build_app(settings: Settings, repo: Repository, *, store: StateStore | None 
                                                     within=settings.batch_seconds):
             records = [Record(e.message.topic, e.message.partition, e.message.offset,
                               e.message.key, e.message.value) for e in batch_events]
+            owned = None if not check_ownership else {
+                tp.partition for tp in app.consumer.assignment()
+                if tp.topic == settings.events_topic}
+            keep, rewind = await pipeline.follow_on(records, owned)
+            for partition, offset in rewind.items():
+                await app.consumer.seek(TP(settings.events_topic, partition), offset)
+            if not keep:
+                continue
             try:
-                batch = await pipeline.handle(records)
+                batch = await pipeline.handle(keep)
             except Exception:
                 log.critical("batch of %d not processed; it will be redelivered",
-                             len(records), exc_info=True)
+                             len(keep), exc_info=True)
                 raise
+            pipeline.applied(keep)
+            kept = {(r.partition, r.offset) for r in keep}
             for e in batch_events:
-                await stream.ack(e)
+                if (e.message.partition, e.message.offset) in kept:
+                    await stream.ack(e)
             if on_batch is not None:
                 await on_batch(batch)
-            yield len(records)
+            yield len(keep)
 
     # The timers run again on their own: a database outage only has to be waited out,
     # never allowed to crash the app (which would stop the agent with it).
@@ -335,5 +471,6 @@ def build_app(settings: Settings, repo: Repository, *, store: StateStore | None 
     async def _revoked(*_: Any, **__: Any) -> None:
         pipeline.forget()
 
+    resume_from_applied(app, pipeline)
     app.svmon_agent = fold_contract_events  # type: ignore[attr-defined]
     return app, pipeline

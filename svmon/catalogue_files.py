@@ -16,6 +16,7 @@ from typing import Any
 
 from svmon.core.catalogue import Catalogue, Measure
 from svmon.core.errors import InvalidInput
+from svmon.schemas import MAX_DECIMAL_PLACES
 
 COLUMNS = ("edition", "set_name", "code", "theme", "outcome", "category", "title", "unit",
            "proxy_gbp", "illustrative", "source")
@@ -67,6 +68,13 @@ def _measure(row: Mapping[str, Any], where: str) -> Measure:
         except InvalidOperation:
             raise CatalogueFileError(f"{where}: proxy_gbp", "a decimal amount or empty",
                                      raw["proxy_gbp"]) from None
+        # units carry at most 6 places, so units × proxy fits the 12 places that every
+        # database stores exactly (PostgreSQL NUMERIC(38,12) would round a 13th away)
+        exponent = proxy.as_tuple().exponent
+        if not isinstance(exponent, int) or -exponent > MAX_DECIMAL_PLACES:
+            raise CatalogueFileError(f"{where}: proxy_gbp",
+                                     f"at most {MAX_DECIMAL_PLACES} decimal places",
+                                     raw["proxy_gbp"])
     flag = raw["illustrative"].lower()
     if flag not in _TRUE | _FALSE:
         raise CatalogueFileError(f"{where}: illustrative", "true or false", raw["illustrative"])

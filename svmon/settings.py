@@ -33,7 +33,7 @@ from typing import Any
 @dataclass(frozen=True)
 class Settings:
     broker_url: str = "kafka://127.0.0.1:19092"
-    database_url: str = ""
+    database_url: str = field(default="", repr=False)  # may carry a password
     data_dir: Path = Path(".svmon")
     app_id: str = "svmon"
     topic_prefix: str = "svmon"
@@ -46,7 +46,7 @@ class Settings:
     fetch_max_wait_ms: int = 100  # how long the broker may hold a fetch (latency bound)
     catalogue_files: tuple[str, ...] = field(default_factory=tuple)
     log_level: str = "info"
-    smtp_url: str = ""
+    smtp_url: str = field(default="", repr=False)  # may carry the SMTP password
     smtp_from: str = "svmon@localhost"
     smtp_cafile: str = ""
     webhook_secret: str = field(default="", repr=False)

@@ -68,7 +68,8 @@ def harness(tmp_path: Path) -> Harness:
                         batch_seconds=0.001)
     repo = init_database(settings)
     store, sinks = DictStore(), ListSinks()
-    app, pipeline = build_app(settings, repo, store=store, sinks=sinks)
+    app, pipeline = build_app(settings, repo, store=store, sinks=sinks,
+                              check_ownership=False)  # no consumer group here
     return Harness(app, pipeline, repo, store, sinks)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from datetime import date
@@ -256,3 +257,26 @@ def test_svmon_lab_serves_the_same_notebooks(tmp_path: Path) -> None:
                 "auditor.ipynb"} <= names
     finally:
         lab.stop()
+
+
+def test_voila_serves_neither_files_nor_notebook_sources(site: dict[str, Any]) -> None:
+    """What the threat model promises of the dashboards: no file under the notebooks or
+    elsewhere is served, rendered pages carry no code, errors carry no traceback."""
+    def get(path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(site["url"] + path, timeout=30) as r:
+                return r.status, r.read().decode(errors="replace")
+        except urllib.error.HTTPError as err:
+            return err.code, err.read().decode(errors="replace")
+
+    for path in ["/voila/files/portfolio.ipynb", "/voila/files/README.md",
+                 "/voila/files/../pyproject.toml", "/files/portfolio.ipynb",
+                 "/api/contents/portfolio.ipynb", "/voila/static/../../pyproject.toml"]:
+        status, body = get(path)
+        assert status in (403, 404), (path, status)
+        assert "svmon.dashboards" not in body and "[project]" not in body, path
+    status, page = get("/voila/render/portfolio.ipynb")
+    assert status == 200
+    assert "from svmon.dashboards" not in page and "import " not in page
+    status, body = get("/voila/render/no-such-page.ipynb")
+    assert status == 404 and "Traceback" not in body
