@@ -78,7 +78,6 @@ def test_fuzzing_makes_no_5xx_and_every_refusal_says_why(api: Api) -> None:
     assert seen[422] > 0 and seen[400] > 0 and seen[403] + seen[404] > 0 and seen[200] > 0
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_any_valid_evidence_is_accepted_and_counted_exactly(api: Api) -> None:
     """The other side of fuzzing: generated valid evidence (any id, quantity, period
     inside the term and over) is accepted, and the totals are its exact sums."""

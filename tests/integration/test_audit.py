@@ -203,8 +203,8 @@ def test_topic_journal_and_live_agree_on_random_logs(tmp_path: Path, logs: Any,
                    repo.open_alert_identities()) == []
 
 
-def test_cli_verify_exits_non_zero_on_tamper(tmp_path: Path) -> None:
-    s = Settings(database_url=f"sqlite:///{tmp_path / 'cli.db'}", data_dir=tmp_path)
+def test_cli_verify_exits_non_zero_on_tamper(tmp_path: Path, database_url: str) -> None:
+    s = Settings(database_url=database_url, data_dir=tmp_path)
     repo = init_database(s)
     feed(repo, generate(seed=27, today=TODAY, contracts=2))
     env = {**os.environ, "DATABASE_URL": s.database_url, "SVMON_DATA_DIR": str(tmp_path)}

@@ -47,7 +47,13 @@ from svmon.schemas import encode_event
 from svmon.settings import Settings
 from tests.conftest import Workers, wait_until
 from tests.consistency import journalled, tally
-from tests.integration.test_ingest_broker import healthy, post_evidence, register_contracts
+from tests.integration.test_ingest_broker import (
+    free_port_of,
+    healthy,
+    own_broker_and_api,
+    post_evidence,
+    register_contracts,
+)
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.timeout(1800)]
 TODAY = date(2026, 11, 1)
@@ -427,15 +433,8 @@ def test_broker_sigkilled_while_suppliers_post(tmp_path: Path, database_url: str
     (the broker keeps nothing); a worker that exits is restarted, as a deployment's
     restart policy would. Every event acknowledged with 202 is counted exactly once."""
     contracts = tuple(f"C-{n:02d}" for n in range(50))
-    port = free_port()
-    s = Settings(broker_url=f"kafka://127.0.0.1:{port}", database_url=database_url,
-                 data_dir=tmp_path, app_id="svmon-brokerkill", topic_prefix="bk",
-                 partitions=4, tick_seconds=3600.0, session_timeout=6.0,
-                 api_port=free_port(), redeliver_seconds=5.0)
-    repo = init_database(s)
-    store = IngestStore(repo)
-    manager = store.create_token("manager", "mgr-a")[1]
-    supplier = store.create_token("supplier", "S01")[1]
+    s, store, manager, supplier = own_broker_and_api(tmp_path, database_url, "bk", 5.0)
+    repo, port = store.repo, free_port_of(s)
     brokers = [EmbeddedBroker(port=port, log_path=tmp_path / "broker-0.log").start()]
     ensure_topics(s)
     api = Child("api", python_module("svmon.cli", "api"), s.to_env(), tmp_path / "api.log")

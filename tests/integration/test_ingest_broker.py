@@ -76,17 +76,28 @@ def post_evidence(client: httpx.Client, token: str, first: int, count: int, batc
     return acked
 
 
+def own_broker_and_api(tmp_path: Path, database_url: str, tag: str, redeliver_seconds: float
+                       ) -> tuple[Settings, IngestStore, str, str]:
+    """Settings for a broker of the test's own (it will be stopped) and the API on free
+    ports, a fresh database, and a manager's and a supplier's token."""
+    s = Settings(broker_url=f"kafka://127.0.0.1:{free_port()}", database_url=database_url,
+                 data_dir=tmp_path, app_id=f"svmon-{tag}", topic_prefix=tag, partitions=4,
+                 tick_seconds=3600.0, session_timeout=6.0, api_port=free_port(),
+                 redeliver_seconds=redeliver_seconds)
+    store = IngestStore(init_database(s))
+    return (s, store, store.create_token("manager", "mgr-a")[1],
+            store.create_token("supplier", "S01")[1])
+
+
+def free_port_of(s: Settings) -> int:
+    return int(s.bootstrap.rsplit(":", 1)[1])
+
+
 def test_acknowledged_events_survive_broker_and_worker_restarts(tmp_path: Path,
                                                                  database_url: str) -> None:
-    port = free_port()
-    s = Settings(broker_url=f"kafka://127.0.0.1:{port}", database_url=database_url,
-                 data_dir=tmp_path, app_id="svmon-ingest", topic_prefix="ingest",
-                 partitions=4, tick_seconds=3600.0, session_timeout=6.0,
-                 api_port=free_port(), redeliver_seconds=2.0)
-    repo = init_database(s)
-    store = IngestStore(repo)
-    manager = store.create_token("manager", "mgr-a")[1]
-    supplier = store.create_token("supplier", "S01")[1]
+    s, store, manager, supplier = own_broker_and_api(tmp_path, database_url, "ingest", 2.0)
+    repo = store.repo
+    port = free_port_of(s)
     broker = EmbeddedBroker(port=port, log_path=tmp_path / "broker-1.log").start()
     ensure_topics(s)
     api = Child("api", python_module("svmon.cli", "api"), s.to_env(), tmp_path / "api.log")
