@@ -179,7 +179,7 @@ class WebhookChannel:
             "Content-Type": "application/json", "User-Agent": "svmon-dispatch",
             "Idempotency-Key": message.delivery_id, "X-Svmon-Signature": self.signature(body)})
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            with _NO_REDIRECTS.open(req, timeout=self.timeout) as resp:
                 if not 200 <= resp.status < 300:
                     raise DeliveryError(f"webhook answered {resp.status}")
         except urllib.error.HTTPError as err:

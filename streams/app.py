@@ -37,7 +37,7 @@ from svmon.settings import Settings
 log = logging.getLogger(__name__)
 R = TypeVar("R")
 TRANSIENT = (OperationalError, InterfaceError, DisconnectionError)
-GAP_PATIENCE = 60.0  # seconds a hole in a partition is read again before it is accepted
+REWIND_AGAIN = 10.0  # seconds before a rewind whose first record has not come is repeated
 
 
 class StateCodec(codecs.Codec):
@@ -100,16 +100,29 @@ class Pipeline:
         self.checked: set[str] = set()  # contracts compared with the database since assignment
         self.processed = 0
         self.next_offset: dict[int, int] = {}  # events partition -> next offset to apply
-        self.gap_since: dict[int, tuple[int, float]] = {}
+        self.rewinding: dict[int, tuple[int, float]] = {}  # partition -> (from, when)
 
     async def _run(self, fn: Callable[..., R], *args: Any) -> R:
         return await asyncio.get_running_loop().run_in_executor(None, partial(fn, *args))
+
+    async def _retrying(self, fn: Callable[..., R], *args: Any) -> R:
+        """A read that waits out a database outage (with backoff) instead of failing."""
+        attempt = 0
+        while True:
+            try:
+                return await self._run(fn, *args)
+            except TRANSIENT as err:
+                attempt += 1
+                delay = min(30.0, 0.2 * 2 ** attempt)
+                log.warning("database unavailable (%s); retrying in %.1fs", err, delay)
+                await asyncio.sleep(delay)
 
     def forget(self) -> None:
         """After a rebalance, check each contract against the database again, and learn
         again where each partition stands."""
         self.checked.clear()
         self.next_offset.clear()
+        self.rewinding.clear()
 
     async def resume_points(self, committed: dict[Any, int | None]) -> dict[Any, int]:
         """Where each newly assigned partition of the events topic must be read from.
@@ -125,8 +138,8 @@ class Pipeline:
         its memory and restarted its offsets), else from the earlier of the two. Reading
         again is harmless: the event-id gate drops what is already journalled.
         """
-        applied = await self._run(self.repo.positions, self.settings.app_id,
-                                  self.settings.events_topic)
+        applied = await self._retrying(self.repo.positions, self.settings.app_id,
+                                       self.settings.events_topic)
         out: dict[Any, int] = {}
         for tp, offset in committed.items():
             if tp.topic != self.settings.events_topic:
@@ -149,16 +162,18 @@ class Pipeline:
         hole (so a skipped record is never lost). ``owned`` is this worker's current
         assignment (None: do not check ownership).
 
-        A hole that stays for ``GAP_PATIENCE`` seconds is accepted with an error in the
-        log: the log itself no longer has those offsets (retention deleted them).
+        After a rewind, records still in flight from beyond the hole are dropped
+        without seeking again, until the hole's record arrives or ``REWIND_AGAIN``
+        seconds pass. A hole is never skipped: the events topic keeps its whole history
+        (``retention.ms=-1``), so a record that does not come is one to wait for.
         """
         by_partition: dict[int, list[Record]] = {}
         for r in records:
             by_partition.setdefault(r.partition, []).append(r)
         unknown = [p for p in by_partition if p not in self.next_offset]
         if unknown:
-            applied = await self._run(self.repo.positions, self.settings.app_id,
-                                      self.settings.events_topic)
+            applied = await self._retrying(self.repo.positions, self.settings.app_id,
+                                           self.settings.events_topic)
             for p in unknown:
                 self.next_offset[p] = applied.get(p, -1) + 1
         keep: list[Record] = []
@@ -176,24 +191,19 @@ class Pipeline:
                     break
                 run.append(r)
                 expected = max(expected, r.offset + 1)
-            if len(run) < len(rs):
-                hole = (expected, min(r.offset for r in rs if r.offset > expected))
-                seen = self.gap_since.setdefault(p, (hole[0], now))
-                if seen[0] != hole[0]:
-                    self.gap_since[p] = (hole[0], now)
-                elif now - seen[1] > GAP_PATIENCE:
-                    log.error("partition %s: offsets %s-%s never arrived in %ss; going on "
-                              "without them", p, hole[0], hole[1] - 1, GAP_PATIENCE)
-                    self.next_offset[p] = hole[1]
-                    self.gap_since.pop(p, None)
-                    keep.extend(rs)
-                    continue
-                log.warning("partition %s: records from %s arrived, but %s is next; "
-                            "reading again from %s", p, hole[1], hole[0], hole[0])
-                rewind[p] = hole[0]
-            else:
-                self.gap_since.pop(p, None)
             keep.extend(run)
+            if len(run) == len(rs):
+                self.rewinding.pop(p, None)
+                continue
+            since = self.rewinding.get(p)
+            if since is not None and since[0] == expected and not run \
+                    and now - since[1] < REWIND_AGAIN:
+                continue  # records from before the rewind, still arriving: drop them
+            log.warning("partition %s: offset %s is next but %s came; reading again from %s",
+                        p, expected, min(r.offset for r in rs if r.offset > expected),
+                        expected)
+            self.rewinding[p] = (expected, now)
+            rewind[p] = expected
         return keep, rewind
 
     def applied(self, records: list[Record]) -> None:
@@ -346,6 +356,15 @@ def shorten_fetch_wait(max_wait_ms: int) -> None:
     driver.aiokafka = shim  # type: ignore[attr-defined]
 
 
+def release_dropped(app: faust.App, events: list[Any]) -> None:
+    """Records dropped by ``follow_on`` will come again (or belong to another worker):
+    take them out of Faust's unacknowledged set, which a rebalance waits to empty."""
+    unacked = getattr(app.consumer, "_unacked_messages", None)
+    if unacked is not None:
+        for e in events:
+            unacked.discard(e.message)
+
+
 def resume_from_applied(app: faust.App, pipeline: Pipeline) -> None:
     """After every rebalance, read each events partition from where the database says
     it was applied (:meth:`Pipeline.resume_points`), not only from the broker's
@@ -431,7 +450,14 @@ def build_app(settings: Settings, repo: Repository, *, store: StateStore | None 
                 if tp.topic == settings.events_topic}
             keep, rewind = await pipeline.follow_on(records, owned)
             for partition, offset in rewind.items():
-                await app.consumer.seek(TP(settings.events_topic, partition), offset)
+                try:
+                    await app.consumer.seek(TP(settings.events_topic, partition), offset)
+                except Exception as err:  # revoked meanwhile: its new owner resumes it
+                    log.warning("could not read partition %s again from %s: %s",
+                                partition, offset, err)
+            kept = {(r.partition, r.offset) for r in keep}
+            release_dropped(app, [e for e in batch_events
+                                  if (e.message.partition, e.message.offset) not in kept])
             if not keep:
                 continue
             try:
@@ -441,7 +467,6 @@ def build_app(settings: Settings, repo: Repository, *, store: StateStore | None 
                              len(keep), exc_info=True)
                 raise
             pipeline.applied(keep)
-            kept = {(r.partition, r.offset) for r in keep}
             for e in batch_events:
                 if (e.message.partition, e.message.offset) in kept:
                     await stream.ack(e)

@@ -120,11 +120,18 @@ def journal_row(r: Record, e: ev.ContractEvent, recorded_at: datetime) -> dict[s
                 topic=r.topic, partition=r.partition, offset=r.offset)
 
 
+def _storable(text: str | None) -> str | None:
+    """Text any database keeps: PostgreSQL refuses NUL in text columns, and a poison
+    record full of them must still be dead-lettered, not crash the worker."""
+    return None if text is None else text.replace("\x00", "\ufffd")
+
+
 def dead_letter(r: Record, err: InvalidInput, at: datetime) -> dict[str, object]:
     import hashlib
 
     raw = r.value[: RAW_KEEP * 4].decode("utf-8", errors="replace")[:RAW_KEEP]
     return dict(topic=r.topic, partition=r.partition, offset=r.offset,
-                raw_sha256=hashlib.sha256(r.value).hexdigest(), key=contract_key(r),
-                contract_id=err.contract_id, event_id=err.event_id,
-                error=type(err).__name__, field=err.field, reason=str(err), raw=raw, at=at)
+                raw_sha256=hashlib.sha256(r.value).hexdigest(), key=_storable(contract_key(r)),
+                contract_id=_storable(err.contract_id), event_id=_storable(err.event_id),
+                error=type(err).__name__, field=_storable(err.field),
+                reason=_storable(str(err)), raw=_storable(raw), at=at)

@@ -169,8 +169,9 @@ def build_http_app(service: IngestService,
             except DB_UNAVAILABLE as err:  # nothing was committed: the client may retry
                 log.warning("database unavailable on %s %s: %s", request.method,
                             request.url.path, err)
-                response = _error(503, "unavailable", "the database is unavailable; nothing "
-                                  f"was recorded; try again in {RETRY_AFTER} s")
+                response = _error(503, "unavailable", "the database is unavailable; the "
+                                  "request was not completed; sending it again with the same "
+                                  f"ids is safe, in {RETRY_AFTER} s")
                 response.headers["Retry-After"] = str(RETRY_AFTER)
                 return response
             if isinstance(result, Response):

@@ -24,8 +24,8 @@ ERRORS = {
     "415": "Wrong content type",
     "422": "Well-formed but refused: each error names the field, what was expected and "
            "what came",
-    "503": "The database is unavailable: nothing was recorded; try again after the "
-           "Retry-After header's seconds",
+    "503": "The database is unavailable: the request was not completed; send it again "
+           "(the same ids are safe) after the Retry-After header's seconds",
 }
 
 

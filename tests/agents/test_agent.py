@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
-from models.repository import Repository
+from models.repository import Batch, Repository
 from streams.app import Pipeline, build_app
+from streams.processor import Record
 from svmon.bootstrap import init_database
 from svmon.core import events as ev
 from svmon.core.state import ContractState
@@ -181,3 +182,60 @@ def test_clock_ticks_every_known_contract(harness: Harness) -> None:
     assert asyncio.run(run()) == 3
     assert sorted(t.contract_id for t in h.sinks.ticks) == ["C-001", "C-002", "C-003"]
     assert len({t.at for t in h.sinks.ticks}) == 1
+
+
+# --- following on: what the worker applies after a rebalance ----------------------
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def _recs(h: Harness, partition: int, offsets: range | list[int]) -> list[Record]:
+    return [Record(h.pipeline.settings.events_topic, partition, o, b"C-1", b"{}")
+            for o in offsets]
+
+
+def test_a_batch_with_a_hole_is_applied_up_to_the_hole_and_read_again(
+        harness: Harness) -> None:
+    p = harness.pipeline
+    p.next_offset[0] = 10
+    keep, rewind = run(p.follow_on(_recs(harness, 0, [10, 11, 14, 15]), {0}))
+    assert [r.offset for r in keep] == [10, 11] and rewind == {0: 12}
+    p.applied(keep)  # the agent does this once the batch is committed
+    # records from beyond the hole still in flight: dropped, no second seek
+    keep, rewind = run(p.follow_on(_recs(harness, 0, [16, 17]), {0}))
+    assert keep == [] and rewind == {}
+    # the hole's records arrive after the seek: applied from there on
+    keep, rewind = run(p.follow_on(_recs(harness, 0, range(12, 18)), {0}))
+    assert [r.offset for r in keep] == list(range(12, 18)) and rewind == {}
+
+
+def test_a_partition_first_seen_resumes_where_the_database_says(
+        harness: Harness) -> None:
+    """With no position for the partition anywhere, only offset 0 follows on."""
+    keep, rewind = run(harness.pipeline.follow_on(_recs(harness, 3, [111, 112]), {3}))
+    assert keep == [] and rewind == {3: 0}
+
+
+def test_records_read_again_are_kept_and_revoked_partitions_left(
+        harness: Harness) -> None:
+    p = harness.pipeline
+    p.next_offset.update({0: 10, 1: 5})
+    keep, rewind = run(p.follow_on(_recs(harness, 0, [7, 8, 9, 10]) +
+                                     _recs(harness, 1, [5, 6]), {0}))
+    assert [(r.partition, r.offset) for r in keep] == [(0, 7), (0, 8), (0, 9), (0, 10)]
+    assert rewind == {}  # partition 1 is another worker's now: not read, not sought
+    p.applied(keep)
+    assert p.next_offset[0] == 11
+
+
+def test_resume_points_take_the_earlier_of_broker_and_database(
+        harness: Harness) -> None:
+    from faust.types import TP
+
+    p, topic = harness.pipeline, harness.pipeline.settings.events_topic
+    harness.repo.apply_batch(Batch(consumer=p.settings.app_id,
+                                   positions={(topic, 0): 41, (topic, 1): 9}))
+    got = run(p.resume_points({TP(topic, 0): 50, TP(topic, 1): 3, TP(topic, 2): 7,
+                                 TP(topic, 3): None, TP("other", 0): 5}))
+    assert got == {TP(topic, 0): 42, TP(topic, 1): 3, TP(topic, 2): 0, TP(topic, 3): 0}

@@ -29,7 +29,14 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from alerts.dispatch import Dispatcher, DispatchPolicy, SmtpChannel, WebhookChannel
+from alerts.dispatch import (
+    DeliveryError,
+    Dispatcher,
+    DispatchPolicy,
+    Message,
+    SmtpChannel,
+    WebhookChannel,
+)
 from infra.broker import free_port
 from models.repository import NotAllowed, Repository
 from streams.client import publish
@@ -97,6 +104,8 @@ class Receiver:
     delay: float = 0.0
     requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
     port: int = 0
+    redirect_to: str = ""  # answer every POST with a 302 to here
+    paths: list[str] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -110,11 +119,19 @@ def receiver() -> Iterator[Receiver]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
+            rec.paths.append(self.path)
+            if rec.redirect_to:
+                self.send_response(302)
+                self.send_header("Location", rec.redirect_to)
+                self.end_headers()
+                return
             rec.requests.append((dict(self.headers), body))
             time.sleep(rec.delay)
             status = rec.statuses.pop(0) if rec.statuses else 200
             self.send_response(status)
             self.end_headers()
+
+        do_GET = do_POST  # a followed redirect would arrive as a GET
 
         def log_message(self, *args: Any) -> None:
             pass
@@ -187,6 +204,18 @@ def test_smtp_refusing_the_password_is_retried(repo: Repository,
     assert d.run_once()["retrying"] == 1 and inbox.messages == []
     [delivery] = repo.deliveries()
     assert delivery["status"] == "pending" and delivery["last_error"].startswith("SMTP")
+
+
+def test_webhook_redirects_are_refused_not_followed(receiver: Receiver) -> None:
+    """A webhook is one URL: a redirect (perhaps to an internal host) is a failed
+    delivery, and the signed request is not sent anywhere else."""
+    receiver.redirect_to = f"http://127.0.0.1:{receiver.port}/internal-admin"
+    channel = WebhookChannel("s3cret")
+    message = Message(delivery_id="d-1", subject="s", text="t", html="<p>t</p>",
+                      body={"alert": 1}, to_email=None, to_url=receiver.url)
+    with pytest.raises(DeliveryError, match="302"):
+        channel.send(message)
+    assert receiver.paths == ["/hook"]
 
 
 def test_webhook_is_signed_and_retried_with_backoff(repo: Repository,

@@ -45,7 +45,7 @@ from svmon.core import events as ev
 from svmon.demo import generate
 from svmon.schemas import encode_event
 from svmon.settings import Settings
-from tests.conftest import Workers, wait_until
+from tests.conftest import ARTIFACTS, Workers, wait_until
 from tests.consistency import journalled, tally
 from tests.integration.test_ingest_broker import (
     free_port_of,
@@ -109,8 +109,13 @@ class SteadyLoad(threading.Thread):
 
 
 def _report(what: str, figures: dict[str, object]) -> None:
-    print(f"\n{what}: " + ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}"
-                                    for k, v in figures.items()))
+    """Print the figures, and keep them in test-artifacts/faults.txt for the README."""
+    line = f"{what}: " + ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}"
+                                   for k, v in figures.items())
+    print("\n" + line)
+    ARTIFACTS.mkdir(exist_ok=True)
+    with open(ARTIFACTS / "faults.txt", "a") as out:
+        out.write(f"{time.strftime('%Y-%m-%d %H:%M')} {line}\n")
 
 
 def _assert_exact(t: dict[str, int]) -> None:
@@ -133,8 +138,8 @@ def test_worker_sigkilled_again_and_again_under_load(settings: Settings,
     while kills < KILLS:
         before = repo.counts()["journal"]
         # a kill only counts once the new worker has committed something of its own
-        wait_until(lambda b=before: repo.counts()["journal"] > b, 120,
-                   what=f"progress after restart {kills}")
+        wait_until(lambda b=before: repo.counts()["journal"] > b, 180,
+                   what=f"progress after restart {kills} (the load may have ended early)")
         time.sleep(rng.uniform(0.2, 4.0))
         child.kill()
         kills += 1
@@ -237,7 +242,7 @@ def test_database_stopped_and_restarted_under_load(broker: EmbeddedBroker,
         refused = post("outage-1")
         assert refused.status_code == 503, refused.text
         assert refused.headers["retry-after"] == "5"
-        assert "nothing was recorded" in refused.json()["message"]
+        assert "sending it again with the same ids is safe" in refused.json()["message"]
         time.sleep(15)
         private_pg.start()
         up_at = load.sent
@@ -414,13 +419,13 @@ def test_workers_join_and_leave_during_a_load(broker: EmbeddedBroker, database_u
         load.finish()
         wait_until(lambda: repo.counts()["journal"] >= len(events), 300, what="catch-up")
         time.sleep(2)
-        positions = repo.positions(s.app_id, topic)
+        wait_until(lambda: repo.positions(s.app_id, topic) == load.last_offsets, 60,
+                   what="every partition's position at its end")
         t = tally(repo, events)
         _report("scale-out", {"events": len(events), "partitions": partitions, **t})
         print("\n".join(steps))
         assert in_flight, "the load was over before the last worker left"
         _assert_exact(t)
-        assert positions == load.last_offsets  # every partition consumed to its end
     finally:
         w.stop_all()
 
@@ -487,7 +492,8 @@ def test_broker_sigkilled_while_suppliers_post(tmp_path: Path, database_url: str
         figures = {"acknowledged": acked[0], "broker kills": len(kills),
                    "acknowledged at each kill": kills, "worker restarts": len(w.children) - 1,
                    "journalled": len(keys) - 2 * len(contracts),
-                   "lost": total - len(set(keys)), "duplicated": len(keys) - len(set(keys)),
+                   "lost": total - len(set(keys)),
+                   "duplicated": sum(detail[c] > expected[c] for c in contracts),
                    "wrong totals": sum(detail[c] != expected[c] for c in contracts)}
         _report("broker kills", figures)
         assert acked[0] == EVENTS
