@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import json
 import os
 import random
 import shutil
@@ -39,6 +38,7 @@ from models.repository import Repository
 from models.tables import DeadLetterRow
 from streams.client import EventPublisher
 from streams.topics import ensure_topics
+from svmon import chaos
 from svmon.api.server import build
 from svmon.bootstrap import init_database
 from svmon.core import events as ev
@@ -286,32 +286,6 @@ def _evidence_poster(s: Settings, repo: Repository,
 
 # --- poison and duplicates ---------------------------------------------------------
 
-def _poison(events: Sequence[ev.ContractEvent], rng: random.Random,
-            n: int) -> list[tuple[str | None, bytes, str]]:
-    """``n`` bad messages, a mix of every kind: (key, value, the field blamed)."""
-    evidence = [e for e in events if isinstance(e, ev.EvidenceSubmitted)]
-    out: list[tuple[str | None, bytes, str]] = []
-    for i in range(n):
-        good = rng.choice(evidence)
-        body = json.loads(encode_event(good))
-        body["event_id"] = body["data"]["evidence_id"] = f"poison-{i}"
-        kind = i % 5
-        if kind == 0:
-            out.append((good.contract_id, b"\x00{not json" + bytes([i % 256]), "message"))
-        elif kind == 1:  # oversized: past the 64 KiB limit
-            body["data"]["description"] = "x" * 70_000
-            out.append((good.contract_id, json.dumps(body).encode(), "message"))
-        elif kind == 2:
-            body["schema_version"] = 99
-            out.append((good.contract_id, json.dumps(body).encode(), "schema_version"))
-        elif kind == 3:
-            body["data"]["quantity"] = "NaN"
-            out.append((good.contract_id, json.dumps(body).encode(), "data.quantity"))
-        else:  # keyed to another contract's partition
-            out.append((good.contract_id + "-x", json.dumps(body).encode(), "key"))
-    return out
-
-
 def test_poison_and_replayed_messages_mixed_into_a_load(settings: Settings,
                                                         workers: Workers) -> None:
     """1% poison (malformed, oversized, wrong version, bad values, wrong key) and 5%
@@ -319,15 +293,7 @@ def test_poison_and_replayed_messages_mixed_into_a_load(settings: Settings,
     field, duplicates change nothing, every good event counts once."""
     rng = random.Random(3)
     events = demo_log(min(EVENTS, 20_000), seed=23)
-    poison = _poison(events, rng, len(events) // 100)
-    messages: list[tuple[str | None, bytes]] = [(e.contract_id, encode_event(e))
-                                                for e in events]
-    # a duplicate is an event sent again later (a client retrying, a replayed file)
-    for i in sorted(rng.sample(range(len(events)), len(events) // 20), reverse=True):
-        later = min(len(messages), i + rng.randint(1, 500))
-        messages.insert(later, messages[i])
-    for key, value, _ in poison:
-        messages.insert(rng.randrange(len(messages)), (key, value))
+    messages, poison = chaos.mixed(events, rng, poison_share=0.01, duplicate_share=0.05)
     repo = init_database(settings)
     workers.start()
     load = SteadyLoad(settings, messages, rate=5_000)
