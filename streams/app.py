@@ -356,6 +356,18 @@ def shorten_fetch_wait(max_wait_ms: int) -> None:
     driver.aiokafka = shim  # type: ignore[attr-defined]
 
 
+async def read_again(app: faust.App, settings: Settings, rewind: dict[int, int]) -> None:
+    """Seek partitions of the events topic, in the consumer's own thread (aiokafka is
+    not thread-safe: a seek from another thread can leave its fetcher asleep)."""
+    if not rewind:
+        return
+    try:
+        await app.consumer.seek_wait({TP(settings.events_topic, p): offset
+                                      for p, offset in rewind.items()})
+    except Exception as err:  # revoked meanwhile: its new owner resumes it
+        log.warning("could not read partitions %s again: %s", sorted(rewind), err)
+
+
 def release_dropped(app: faust.App, events: list[Any]) -> None:
     """Records dropped by ``follow_on`` will come again (or belong to another worker):
     take them out of Faust's unacknowledged set, which a rebalance waits to empty."""
@@ -375,13 +387,15 @@ def resume_from_applied(app: faust.App, pipeline: Pipeline) -> None:
 
     async def seek_to_applied() -> Any:
         committed = dict(await real())
+        moves = {}
         for tp, offset in (await pipeline.resume_points(committed)).items():
             if offset != committed.get(tp):
                 say = log.info if committed.get(tp) is not None else log.debug
                 say("resuming %s/%s at %s (committed %s)", tp.topic, tp.partition, offset,
                     committed.get(tp))
-                await consumer._seek(tp, offset)
-                committed[tp] = offset
+                moves[tp] = committed[tp] = offset
+        if moves:
+            await consumer.seek_wait(moves)
         return committed
 
     consumer.seek_to_committed = seek_to_applied
@@ -449,12 +463,7 @@ def build_app(settings: Settings, repo: Repository, *, store: StateStore | None 
                 tp.partition for tp in app.consumer.assignment()
                 if tp.topic == settings.events_topic}
             keep, rewind = await pipeline.follow_on(records, owned)
-            for partition, offset in rewind.items():
-                try:
-                    await app.consumer.seek(TP(settings.events_topic, partition), offset)
-                except Exception as err:  # revoked meanwhile: its new owner resumes it
-                    log.warning("could not read partition %s again from %s: %s",
-                                partition, offset, err)
+            await read_again(app, settings, rewind)
             kept = {(r.partition, r.offset) for r in keep}
             release_dropped(app, [e for e in batch_events
                                   if (e.message.partition, e.message.offset) not in kept])
@@ -473,6 +482,20 @@ def build_app(settings: Settings, repo: Repository, *, store: StateStore | None 
             if on_batch is not None:
                 await on_batch(batch)
             yield len(keep)
+
+    # A rewind whose first record has not come (Faust drops records below a read offset
+    # that in-flight records raised; a fetcher that missed the seek) is sought again.
+    @app.timer(interval=REWIND_AGAIN / 2)
+    async def rewind_watchdog() -> None:
+        now = asyncio.get_running_loop().time()
+        stale = {p: at for p, (at, since) in pipeline.rewinding.items()
+                 if now - since > REWIND_AGAIN}
+        if stale:
+            log.warning("partitions %s: still waiting for %s; reading again", sorted(stale),
+                        stale)
+            for p in stale:
+                pipeline.rewinding[p] = (stale[p], now)
+            await read_again(app, settings, stale)
 
     # The timers run again on their own: a database outage only has to be waited out,
     # never allowed to crash the app (which would stop the agent with it).
