@@ -37,6 +37,11 @@ from svmon.settings import Settings
 log = logging.getLogger(__name__)
 R = TypeVar("R")
 TRANSIENT = (OperationalError, InterfaceError, DisconnectionError)
+def backoff(attempt: int) -> float:
+    """Seconds to wait before retrying the database: 0.4 s doubling, at most 30 s."""
+    return min(30.0, 0.2 * 2 ** attempt)
+
+
 REWIND_AGAIN = 10.0  # seconds before a rewind whose first record has not come is repeated
 
 
@@ -113,7 +118,7 @@ class Pipeline:
                 return await self._run(fn, *args)
             except TRANSIENT as err:
                 attempt += 1
-                delay = min(30.0, 0.2 * 2 ** attempt)
+                delay = backoff(attempt)
                 log.warning("database unavailable (%s); retrying in %.1fs", err, delay)
                 await asyncio.sleep(delay)
 
@@ -254,7 +259,7 @@ class Pipeline:
                 break
             except TRANSIENT as err:
                 attempt += 1
-                delay = min(30.0, 0.2 * 2 ** attempt)
+                delay = backoff(attempt)
                 log.warning("database unavailable (%s); retrying in %.1fs", err, delay)
                 await asyncio.sleep(delay)
             except SQLAlchemyError:
