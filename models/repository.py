@@ -26,7 +26,6 @@ from typing import Any
 from sqlalchemy import (
     Engine,
     Table,
-    and_,
     bindparam,
     create_engine,
     event,
@@ -38,7 +37,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
-from alerts.lifecycle import PER_SUBJECT, AlertChange, changes_for, identity
+from alerts.lifecycle import AlertChange, Identity, changes_for, identity
 from alerts.routing import escalation_recipients, recipients_for
 from models.tables import (
     AlertRow,
@@ -277,14 +276,19 @@ class Repository:
 
     def _write_derived(self, conn: Connection, derived: Sequence[ev.Derived],
                        states: Mapping[str, ContractState]) -> None:
+        """Notices for the outbox, and the alert changes they cause, for a whole batch.
+
+        The batch's contracts' unresolved alerts are read once; the changes are then
+        worked through in memory in order (so a raise, a resolve and a raise again in
+        one batch give what they would one by one), and written with one statement per
+        kind of write: a few round trips a batch instead of several per change."""
         self._insert_ignore(conn, T(NoticeRow), [
             dict(derived_id=d.derived_id, contract_id=d.contract_id, kind=d.kind,
                  measure=d.measure, at=d.at, body=json.dumps(derived_to_dict(d)))
             for d in derived], ("derived_id",))
-        channels = self._channels(conn) if derived else {}
-        for d in derived:
-            for change in changes_for(d):
-                self._apply_alert(conn, change, d, states.get(d.contract_id), channels)
+        changes = [(c, d) for d in derived for c in changes_for(d)]
+        if changes:
+            self._apply_alerts(conn, changes, states)
 
     def _channels(self, conn: Connection) -> dict[str, list[str]]:
         """recipient -> the channels configured for them."""
@@ -298,43 +302,86 @@ class Repository:
                                                         ("webhook", row.webhook_url)) if v]
         return out
 
-    def _apply_alert(self, conn: Connection, c: AlertChange, d: ev.Derived,
-                     state: ContractState | None, channels: Mapping[str, list[str]]) -> None:
+    def _apply_alerts(self, conn: Connection, changes: Sequence[tuple[AlertChange, ev.Derived]],
+                      states: Mapping[str, ContractState]) -> None:
         a = T(AlertRow)
-        same = and_(a.c.contract_id == c.contract_id, a.c.measure == c.measure,
-                    a.c.kind == c.kind, a.c.status.in_(NOT_RESOLVED))
-        if c.kind in PER_SUBJECT:
-            same = and_(same, a.c.subject == c.subject)
-        if c.action == "resolve":
-            conn.execute(update(a).where(same).values(status="resolved", resolved_at=c.at,
-                                                      resolved_by=c.derived_id))
-            return
-        detail = json.dumps(derived_to_dict(d))
-        current = conn.execute(select(a.c.alert_id, a.c.raised_by).where(same)).first()
-        if current is not None:  # already open: refresh it, no new delivery (no storms)
-            if current.raised_by != c.derived_id:
-                conn.execute(update(a).where(a.c.alert_id == current.alert_id).values(
-                    subject=c.subject, last_raised_at=c.at, raised_by=c.derived_id,
-                    raise_count=a.c.raise_count + 1, detail=detail))
-            return
-        if conn.execute(select(a.c.alert_id).where(a.c.alert_id == c.derived_id)).first():
-            return  # this very raise was applied before (a batch written twice)
-        conn.execute(a.insert().values(
-            alert_id=c.derived_id, contract_id=c.contract_id, measure=c.measure, kind=c.kind,
-            severity=c.severity, subject=c.subject, status="open", raised_at=c.at,
-            raised_by=c.derived_id, last_raised_at=c.at, raise_count=1, detail=detail,
-            created_at=now_utc()))
-        if state is not None and state.terms is not None:
-            self._queue(conn, c.derived_id, recipients_for(c.kind, state.terms), channels,
-                        now_utc(), escalation=False)
+        now = now_utc()
+        unresolved: dict[Identity, list[dict[str, Any]]] = {}
+        for r in conn.execute(select(a.c.alert_id, a.c.contract_id, a.c.measure, a.c.kind,
+                                     a.c.subject, a.c.raised_by, a.c.raise_count).where(
+                a.c.contract_id.in_(sorted({c.contract_id for c, _ in changes})),
+                a.c.status.in_(NOT_RESOLVED))):
+            unresolved.setdefault(identity(r.contract_id, r.measure, r.kind, r.subject),
+                                  []).append(dict(r._mapping))
+        raises = sorted({c.derived_id for c, _ in changes if c.action == "raise"})
+        seen = {r[0] for r in conn.execute(select(a.c.alert_id).where(
+            a.c.alert_id.in_(raises)))} if raises else set()  # raises applied before
+        new: dict[str, dict[str, Any]] = {}  # alert id -> the row to insert
+        refreshed: dict[str, dict[str, Any]] = {}  # existing alerts raised again
+        resolved: dict[str, dict[str, Any]] = {}  # existing alerts resolved
+        deliveries: list[dict[str, Any]] = []
+        channels = self._channels(conn)
+        for c, d in changes:
+            rows = unresolved.get(c.identity, [])
+            if c.action == "resolve":
+                for row in rows:
+                    change = dict(status="resolved", resolved_at=c.at, resolved_by=c.derived_id)
+                    if row["alert_id"] in new:
+                        new[row["alert_id"]].update(change)
+                    else:
+                        resolved[row["alert_id"]] = {"b_id": row["alert_id"],
+                                                     **{f"b_{k}": v for k, v in change.items()}}
+                unresolved.pop(c.identity, None)
+                continue
+            detail = json.dumps(derived_to_dict(d))
+            if rows:  # already open: refresh it, no new delivery (no storms)
+                row = rows[0]
+                if row["raised_by"] != c.derived_id:
+                    row.update(subject=c.subject, last_raised_at=c.at, raised_by=c.derived_id,
+                               raise_count=row["raise_count"] + 1, detail=detail)
+                    if row["alert_id"] not in new:
+                        refreshed[row["alert_id"]] = {
+                            "b_id": row["alert_id"], **{f"b_{k}": row[k] for k in (
+                                "subject", "last_raised_at", "raised_by", "raise_count",
+                                "detail")}}
+                continue
+            if c.derived_id in seen or c.derived_id in new:
+                continue  # this very raise was applied before (a batch written twice)
+            row = dict(alert_id=c.derived_id, contract_id=c.contract_id, measure=c.measure,
+                       kind=c.kind, severity=c.severity, subject=c.subject, status="open",
+                       raised_at=c.at, raised_by=c.derived_id, last_raised_at=c.at,
+                       raise_count=1, detail=detail, created_at=now, resolved_at=None,
+                       resolved_by=None)
+            new[c.derived_id] = row
+            unresolved[c.identity] = [row]
+            state = states.get(c.contract_id)
+            if state is not None and state.terms is not None:
+                deliveries.extend(self._deliveries(
+                    c.derived_id, recipients_for(c.kind, state.terms), channels, now,
+                    escalation=False))
+        if new:
+            conn.execute(a.insert(), list(new.values()))
+        for rows_, cols in ((refreshed, ("subject", "last_raised_at", "raised_by",
+                                          "raise_count", "detail")),
+                            (resolved, ("status", "resolved_at", "resolved_by"))):
+            if rows_:
+                conn.execute(update(a).where(a.c.alert_id == bindparam("b_id")).values(
+                    {k: bindparam(f"b_{k}") for k in cols}), list(rows_.values()))
+        self._insert_ignore(conn, T(DeliveryRow), deliveries, ("delivery_id",))
 
-    def _queue(self, conn: Connection, alert_id: str, people: Sequence[str],
-               channels: Mapping[str, list[str]], now: datetime, escalation: bool) -> None:
-        rows = [dict(delivery_id=f"{alert_id}|{p}|{ch}", alert_id=alert_id, recipient_id=p,
+    def _deliveries(self, alert_id: str, people: Sequence[str],
+                    channels: Mapping[str, list[str]], now: datetime,
+                    escalation: bool) -> list[dict[str, Any]]:
+        return [dict(delivery_id=f"{alert_id}|{p}|{ch}", alert_id=alert_id, recipient_id=p,
                      channel=ch, status="pending", attempts=0, next_attempt_at=now,
                      created_at=now, escalation=escalation)
                 for p in people for ch in channels.get(p, ())]
-        self._insert_ignore(conn, T(DeliveryRow), rows, ("delivery_id",))
+
+    def _queue(self, conn: Connection, alert_id: str, people: Sequence[str],
+               channels: Mapping[str, list[str]], now: datetime, escalation: bool) -> None:
+        self._insert_ignore(conn, T(DeliveryRow),
+                            self._deliveries(alert_id, people, channels, now, escalation),
+                            ("delivery_id",))
 
     # ------------------------------------------------------------ the inbox
 

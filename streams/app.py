@@ -5,7 +5,7 @@ connects at import time. The agent reads batches and acknowledges them only afte
 batch's database transaction commits, so a crash means redelivery, never loss. Per
 batch it asks the database which event ids were accepted or refused before, brings
 each contract's state up to the database's version when it first meets it, folds,
-writes the batch, then updates the Faust table.
+writes the batch, then keeps the new states in the worker's memory (``LocalStore``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from typing import Any, Protocol, TypeVar
 
 import faust
 import mode
-from faust.serializers import codecs
 from faust.types import TP
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
 
@@ -30,7 +29,7 @@ from svmon.core import events as ev
 from svmon.core.errors import InvalidInput
 from svmon.core.fold import fold_all
 from svmon.core.idempotence import key_of
-from svmon.core.state import ContractState, state_from_dict, state_to_dict
+from svmon.core.state import ContractState
 from svmon.schemas import encode_event, now_utc, to_jsonable
 from svmon.settings import Settings
 
@@ -45,22 +44,10 @@ def backoff(attempt: int) -> float:
 REWIND_AGAIN = 10.0  # seconds before a rewind whose first record has not come is repeated
 
 
-class StateCodec(codecs.Codec):
-    """Contract state in the Faust table and its changelog: JSON, never pickle."""
-
-    def _dumps(self, obj: Any) -> bytes:
-        return json.dumps(state_to_dict(obj), separators=(",", ":")).encode()
-
-    def _loads(self, s: bytes) -> Any:
-        return state_from_dict(json.loads(s))
-
-
-codecs.register("svmon-state", StateCodec())
-
-
 class StateStore(Protocol):
     def get(self, contract_id: str) -> ContractState | None: ...
     def put(self, contract_id: str, state: ContractState) -> None: ...
+    def drop(self, contract_ids: Iterable[str]) -> None: ...
 
 
 class Sinks(Protocol):
@@ -69,15 +56,30 @@ class Sinks(Protocol):
     async def tick(self, event: ev.ClockTicked) -> None: ...
 
 
-class _TableStore:
-    def __init__(self, table: Any) -> None:
-        self.table = table
+class LocalStore:
+    """The folded state of the contracts this worker owns, in its own memory.
+
+    A cache of the journal's fold, never the record: the first time a contract is met
+    after an assignment its version is compared with the database's, and its journal is
+    folded again when the database is ahead (:meth:`Pipeline.catch_up`); the states of
+    partitions that moved to another worker are dropped. A Faust table with a changelog
+    did this job before; it wrote every touched contract's whole state (all of its
+    evidence) to the broker once a batch, which cost as much CPU as the batch's SQL, and
+    on a broker without compaction (the embedded one) grew for ever.
+    """
+
+    def __init__(self) -> None:
+        self.states: dict[str, ContractState] = {}
 
     def get(self, contract_id: str) -> ContractState | None:
-        return self.table.get(contract_id)  # type: ignore[no-any-return]
+        return self.states.get(contract_id)
 
     def put(self, contract_id: str, state: ContractState) -> None:
-        self.table[contract_id] = state
+        self.states[contract_id] = state
+
+    def drop(self, contract_ids: Iterable[str]) -> None:
+        for cid in contract_ids:
+            self.states.pop(cid, None)
 
 
 class _TopicSinks:
@@ -103,6 +105,7 @@ class Pipeline:
                  sinks: Sinks) -> None:
         self.settings, self.repo, self.store, self.sinks = settings, repo, store, sinks
         self.checked: set[str] = set()  # contracts compared with the database since assignment
+        self.partition_of: dict[str, int] = {}  # contract -> the partition its events come on
         self.processed = 0
         self.next_offset: dict[int, int] = {}  # events partition -> next offset to apply
         self.rewinding: dict[int, tuple[int, float]] = {}  # partition -> (from, when)
@@ -145,6 +148,11 @@ class Pipeline:
         """
         applied = await self._retrying(self.repo.positions, self.settings.app_id,
                                        self.settings.events_topic)
+        owned = {tp.partition for tp in committed if tp.topic == self.settings.events_topic}
+        gone = [c for c, p in self.partition_of.items() if p not in owned]
+        self.store.drop(gone)  # another worker folds these now
+        for c in gone:
+            del self.partition_of[c]
         out: dict[Any, int] = {}
         for tp, offset in committed.items():
             if tp.topic != self.settings.events_topic:
@@ -218,11 +226,11 @@ class Pipeline:
                 self.next_offset[r.partition] = r.offset + 1
 
     async def catch_up(self, contract_ids: Iterable[str]) -> None:
-        """Make the table's state at least as new as the database's for these contracts.
+        """Make the cached state at least as new as the database's for these contracts.
 
-        The table can lag the database after a crash between commit and changelog
-        flush, or be empty after the embedded broker lost its memory; the journal in
-        the database is then folded again with the same fold.
+        The cache is empty after a restart and can be stale after a rebalance (another
+        worker folded the contract meanwhile); the journal in the database is then
+        folded again with the same fold.
         """
         unchecked = [c for c in contract_ids if c not in self.checked]
         if not unchecked:
@@ -252,6 +260,9 @@ class Pipeline:
         record it still refuses is dead-lettered.
         """
         decoded = decode_all(records)
+        for r, e in decoded:
+            if not isinstance(e, InvalidInput):
+                self.partition_of[e.contract_id] = r.partition
         attempt = 0
         while True:
             try:
@@ -420,11 +431,6 @@ def faust_app(settings: Settings, **overrides: Any) -> faust.App:
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         processing_guarantee="at_least_once",
-        # The check compares a store's persisted changelog offset with the broker's
-        # highwater, which the embedded broker can under-report; after a rebalance it
-        # crashed workers (ConsistencyError "32 > 31"). The table is a cache here: the
-        # worker refolds a contract from the journal whenever the database is ahead.
-        recovery_consistency_check=False,
         web_enabled=False,
         **overrides,
     )
@@ -443,14 +449,7 @@ def build_app(settings: Settings, repo: Repository, *, store: StateStore | None 
                              value_serializer="raw", partitions=settings.partitions)
     dlq_topic = app.topic(settings.dead_letter_topic, key_serializer="raw",
                           value_serializer="raw", partitions=1)
-    table = app.Table("contract-state", default=None, partitions=settings.partitions,
-                      use_partitioner=True)
-    # Raw keys: the changelog record lands on the partition its source record came from.
-    # Faust derives serializers from key_type/value_type and builds the changelog topic
-    # when the table registers, so set ours and build the changelog topic again.
-    table.key_serializer, table.value_serializer = "raw", "svmon-state"
-    table.changelog_topic = table._new_changelog_topic()
-    pipeline = Pipeline(settings, repo, store or _TableStore(table),
+    pipeline = Pipeline(settings, repo, store or LocalStore(),
                         sinks or _TopicSinks(dlq_topic, alerts_topic, events_topic))
 
     # A batch that fails after its retries must not be skipped: the crashing supervisor

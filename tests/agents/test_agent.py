@@ -1,13 +1,14 @@
 """The fold agent under ``agent.test_context()``: no broker, a real SQLite database.
 
-The Faust table and the output topics are replaced by in-memory doubles (a started
-producer is what they would need); everything else is the production code path.
+The state store and the output topics are replaced by in-memory doubles (a started
+producer is what the topics would need); everything else is the production code path.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -36,6 +37,10 @@ class DictStore:
 
     def put(self, contract_id: str, state: ContractState) -> None:
         self.data[contract_id] = state
+
+    def drop(self, contract_ids: Iterable[str]) -> None:
+        for cid in contract_ids:
+            self.data.pop(cid, None)
 
 
 class ListSinks:

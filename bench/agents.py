@@ -1,0 +1,88 @@
+"""Consumers the benchmarks compare, one per process: ``python bench/agents.py ROLE FILE``.
+
+Settings come from the environment (``SVMON_*``, as for a worker); progress goes to FILE
+(:class:`bench.common.Progress`). Every role uses the same Faust app settings as the live
+worker (``streams.app.faust_app``), on the same topic:
+
+  noop   a Faust agent that reads each event and does nothing with it: the framework's
+         own ceiling on this machine.
+  table  the naive way: per event, parse the JSON and add the event to a running count
+         and quantity total in a Faust table (a table update per event).
+  live   the real worker (``streams.app.build_app``: decode, validate, fold, journal,
+         projections, alert rules, all in the database), counting committed batches.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import faust
+
+from bench.common import Progress
+from svmon.settings import Settings
+
+
+def noop(settings: Settings, progress: Progress) -> faust.App:
+    from streams.app import faust_app
+
+    app = faust_app(settings)
+    topic = app.topic(settings.events_topic, key_serializer="raw", value_serializer="raw")
+
+    @app.agent(topic, name="noop")
+    async def read(stream: Any) -> None:
+        async for _ in stream:
+            progress.add()
+
+    return app
+
+
+def table(settings: Settings, progress: Progress) -> faust.App:
+    from streams.app import faust_app
+
+    app = faust_app(settings)
+    topic = app.topic(settings.events_topic, key_serializer="raw", value_serializer="raw")
+    totals = app.Table("bench-totals", default=lambda: [0, 0.0],
+                       partitions=settings.partitions)
+
+    @app.agent(topic, name="table")
+    async def add(stream: Any) -> None:
+        async for key, value in stream.items():
+            body = json.loads(value)
+            cid = key.decode()
+            count, quantity = totals[cid]
+            totals[cid] = [count + 1, quantity + float(body.get("quantity") or 0)]
+            progress.add()
+
+    return app
+
+
+def live(settings: Settings, progress: Progress) -> faust.App:
+    from models.repository import Batch
+    from streams.app import build_app
+    from svmon.bootstrap import init_database
+
+    async def committed(batch: Batch) -> None:
+        progress.add(len(batch.journal) + len(batch.dead_letters))
+
+    app, _ = build_app(settings, init_database(settings), on_batch=committed)
+    return app
+
+
+ROLES = {"noop": noop, "table": table, "live": live}
+
+
+def main() -> None:
+    role, path = sys.argv[1], Path(sys.argv[2])
+    settings = Settings.from_env()
+    app = ROLES[role](settings, Progress(path))
+    worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True)
+    worker.execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,197 @@
+"""Live pipeline throughput beside Faust's own ceiling and a naive table agent, one run.
+
+    python bench/pipeline.py [--events 60000] [--skip-scale-out]
+
+Starts one embedded broker and publishes the demo log (about 180 events per contract:
+registrations, commitments, milestones, evidence and reviews) once to a 4-partition
+topic. Then, one after the other and each in a process of its own reading that same
+topic as a new consumer group from its start (a catch-up after an outage):
+
+  noop   a Faust agent doing nothing per event (the framework's ceiling here)
+  table  a naive Faust agent: parse each event, update a table per event
+  live   the real worker: decode, validate, fold, journal and projections in SQLite
+
+Then scale-out on a topic of 8 partitions: one live worker, then two (in one consumer
+group, both assigned before the load is published). Each consumer measures itself from
+its first record to its last; the figures are events/s and the ratios the issue sets:
+live ÷ noop (target ≥ 0.7), live ÷ table (≥ 3), two workers ÷ one (≥ 1.6). Not a test:
+only ratios measured side by side on this shared machine mean anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import date
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import Throughput, read_progress, record_result, wait_for
+from infra.broker import EmbeddedBroker, free_port
+from infra.processes import Child
+from streams.client import EventPublisher
+from streams.topics import ensure_topics
+from svmon.demo import generate
+from svmon.schemas import encode_event
+from svmon.settings import Settings
+
+AGENTS = str(Path(__file__).resolve().parent / "agents.py")
+
+
+def assigned(log: Path, topic: str) -> int:
+    """How many partitions of ``topic`` the worker's latest assignment holds (0: none)."""
+    text = log.read_text(errors="replace")
+    block = text.rsplit("Setting newly assigned partitions", 1)
+    if len(block) < 2:
+        return 0
+    for line in block[1].splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 2 and cells[0] == topic:
+            n = 0
+            for part in cells[1].strip("{}").split(","):
+                lo, _, hi = part.strip().partition("-")
+                n += int(hi or lo) - int(lo) + 1
+            return n
+    return 0
+
+
+class Run:
+    """Consumers of one role in one consumer group, with their logs and progress."""
+
+    def __init__(self, tmp: Path, broker: str, name: str, role: str, topic_prefix: str,
+                 partitions: int, workers: int = 1, profile: bool = False) -> None:
+        self.folder = tmp / name
+        self.folder.mkdir()
+        self.settings = Settings(broker_url=broker, data_dir=self.folder, app_id=f"b-{name}",
+                                 topic_prefix=topic_prefix, partitions=partitions,
+                                 tick_seconds=3600.0, session_timeout=6.0)
+        self.files = [self.folder / f"progress-{i}.json" for i in range(workers)]
+        self.profile = profile
+        self.profiles = [self.folder / f"profile-{i}.txt" for i in range(workers)]
+        self.children = [
+            Child(f"{role}-{i}", [*(py_spy(prof) if profile else []), sys.executable, AGENTS,
+                                  role, str(f)],
+                  self.settings.to_env(), self.folder / f"worker-{i}.log")
+            for i, (f, prof) in enumerate(zip(self.files, self.profiles, strict=True))]
+
+    def wait_assigned(self, partitions: int, timeout: float = 90.0) -> None:
+        """Until the workers' latest assignments together hold every partition once."""
+        deadline = time.time() + timeout
+        topic = self.settings.events_topic
+        while sum(assigned(c.log_path, topic) for c in self.children) != partitions \
+                or any(assigned(c.log_path, topic) == 0 for c in self.children):
+            if time.time() > deadline or not all(c.alive for c in self.children):
+                raise SystemExit(f"workers not assigned; see {self.children[0].log_path}")
+            time.sleep(0.2)
+        time.sleep(1.0)  # the agents start fetching
+
+    def measure(self, expected: int, label: str) -> Throughput:
+        try:
+            return wait_for(self.files, expected, 900, self.children, label)
+        finally:
+            for c, f in zip(self.children, self.files, strict=True):
+                if self.profile:  # py-spy writes its file on SIGINT; then stop its child
+                    c.proc.send_signal(signal.SIGINT)
+                    c.proc.wait(30)
+                    pid = read_progress([f])[0].get("pid")
+                    if pid:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(pid, signal.SIGTERM)
+                c.stop(timeout=30)
+            for p in self.profiles:
+                if p.exists():
+                    p.with_suffix(".top.txt").write_text(top_functions(p, 60))
+                    print(f"  profile of {label}: {p} (top functions beside it)")
+
+
+def py_spy(out: Path) -> list[str]:
+    """Sample the consumer with py-spy (``pip install py-spy``), as collapsed stacks."""
+    exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    return [exe, "record", "--format", "raw", "--rate", "200", "--output", str(out), "--"]
+
+
+def top_functions(raw: Path, n: int = 25) -> str:
+    """The functions with the most samples in them (inclusive), from py-spy's raw file."""
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        total += int(count)
+        for frame in set(stack.split(";")):
+            inclusive[frame] += int(count)
+    rows = [f"{100 * c / total:5.1f}%  {f}" for f, c in inclusive.most_common(n)]
+    return "\n".join(rows)
+
+
+def publish(bootstrap: str, topic: str, messages: list[tuple[str, bytes]]) -> None:
+    with EventPublisher(bootstrap, topic, max_in_flight_requests_per_connection=5) as pub:
+        for key, value in messages:
+            pub.send_raw(key, value)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--events", type=int, default=60_000)
+    ap.add_argument("--skip-scale-out", action="store_true")
+    ap.add_argument("--only", choices=("noop", "table", "live"), action="append",
+                    help="run only these consumers of the first comparison (repeatable)")
+    ap.add_argument("--profile", action="store_true",
+                    help="sample every consumer with py-spy; stacks and top functions are "
+                         "written beside its log")
+    args = ap.parse_args()
+    events = generate(seed=31, today=date(2026, 11, 1),
+                      contracts=max(2, args.events // 170))[:args.events]
+    messages = [(e.contract_id, encode_event(e)) for e in events]
+    n = len(messages)
+    tmp = Path(tempfile.mkdtemp(prefix="svmon-pipeline-bench-"))
+    print(f"{n:,} events over {len({k for k, _ in messages}):,} contracts; logs in {tmp}")
+    figures: dict[str, object] = {"events": n}
+    with EmbeddedBroker(port=free_port(), log_path=tmp / "broker.log") as broker:
+        shared = Settings(broker_url=broker.url, topic_prefix="same", partitions=4)
+        ensure_topics(shared)
+        publish(shared.bootstrap, shared.events_topic, messages)
+        rates: dict[str, Throughput] = {}
+        for role in args.only or ("noop", "table", "live"):
+            run = Run(tmp, broker.url, role, role, "same", 4, profile=args.profile)
+            rates[role] = run.measure(n, role)
+            print(f"  {role}: {rates[role].rate:,.0f} events/s "
+                  f"({rates[role].events:,} in {rates[role].seconds:.1f} s)")
+        figures.update({f"{r}_events_s": round(t.rate) for r, t in rates.items()})
+        if len(rates) == 3:
+            live, noop, table = (rates[r].rate for r in ("live", "noop", "table"))
+            print(f"live ÷ noop: {live / noop:.2f} (target ≥ 0.7)")
+            print(f"live ÷ table: {live / table:.2f} (target ≥ 3)")
+            figures.update(live_vs_noop=round(live / noop, 3),
+                           live_vs_table=round(live / table, 3))
+        if not args.skip_scale_out and not args.only:
+            scale: dict[int, Throughput] = {}
+            for workers in (1, 2):
+                prefix = f"scale{workers}"
+                s = Settings(broker_url=broker.url, topic_prefix=prefix, partitions=8)
+                ensure_topics(s)
+                run = Run(tmp, broker.url, f"live-{workers}w", "live", prefix, 8, workers)
+                run.wait_assigned(8)
+                publish(s.bootstrap, s.events_topic, messages)
+                scale[workers] = run.measure(n, f"{workers} worker(s), 8 partitions")
+                print(f"  {workers} worker(s): {scale[workers].rate:,.0f} events/s")
+            ratio = scale[2].rate / scale[1].rate
+            print(f"two workers ÷ one: {ratio:.2f} (target ≥ 1.6)")
+            figures.update(one_worker_8p_events_s=round(scale[1].rate),
+                           two_workers_8p_events_s=round(scale[2].rate),
+                           two_vs_one=round(ratio, 3))
+    if not args.only and not args.profile:
+        record_result("pipeline", figures)
+
+
+if __name__ == "__main__":
+    main()
