@@ -38,6 +38,7 @@ class Progress:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.n = 0
+        self.batches = 0
         self.first: tuple[float, int] | None = None  # (time, count) at the first update
         self.last = 0.0
         self._stop = threading.Event()
@@ -46,6 +47,7 @@ class Progress:
     def add(self, n: int = 1) -> None:
         now = time.time()
         self.n += n
+        self.batches += 1
         if self.first is None:
             self.first = (now, self.n)
         self.last = now
@@ -58,7 +60,8 @@ class Progress:
         first = self.first or (0.0, 0)
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps({"n": self.n, "first": first[0], "first_n": first[1],
-                                   "last": self.last, "pid": os.getpid()}))
+                                   "last": self.last, "batches": self.batches,
+                                   "pid": os.getpid()}))
         tmp.replace(self.path)
 
 

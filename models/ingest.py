@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import and_, exists, func, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
+from models.keys import journalled
 from models.repository import Repository, T
 from models.tables import (
     ApiToken,
@@ -205,14 +206,10 @@ class IngestStore:
         event that reached the journal another way (straight onto the topic)."""
         if not keys:
             return {}
-        j = T(JournalEntry)
         with self.engine.connect() as conn:
             found = {k: r["request_sha256"] for k, r in self._existing(conn, keys).items()}
-            rest = sorted(set(keys) - set(found))
-            for i in range(0, len(rest), 500):
-                for r in conn.execute(select(j.c.contract_id, j.c.event_id).where(
-                        tuple_(j.c.contract_id, j.c.event_id).in_(rest[i:i + 500]))):
-                    found[(r.contract_id, r.event_id)] = ""
+            for k in journalled(conn, sorted(set(keys) - set(found))):
+                found[k] = ""
         return found
 
     def receipt(self, contract_id: str, event_id: str) -> dict[str, Any] | None:

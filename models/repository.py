@@ -30,7 +30,6 @@ from sqlalchemy import (
     create_engine,
     event,
     select,
-    tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -39,6 +38,7 @@ from sqlmodel import SQLModel
 
 from alerts.lifecycle import AlertChange, Identity, changes_for, identity
 from alerts.routing import escalation_recipients, recipients_for
+from models import keys as keys_lookup
 from models.tables import (
     AlertRow,
     ChainHead,
@@ -108,6 +108,9 @@ class Batch:
     states: dict[str, ContractState] = field(default_factory=dict)
     evidence: dict[str, set[str]] = field(default_factory=dict)  # contract -> evidence ids
     milestones_changed: set[str] = field(default_factory=set)  # contracts to rewrite
+    # each contract's state before the batch (None: new to the worker): only what
+    # changed since is written; a contract missing here has every row written
+    before: dict[str, ContractState | None] = field(default_factory=dict)
     derived: list[ev.Derived] = field(default_factory=list)
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
     positions: dict[tuple[str, int], int] = field(default_factory=dict)
@@ -236,13 +239,16 @@ class Repository:
                 supplier_contact=t.supplier_contact,
                 reporting_cadence_days=t.reporting_cadence_days, as_of=s.as_of,
                 last_evidence_at=s.last_evidence_at, state_version=s.version))
-            totals.extend(self.total_rows(s))
+            prev = b.before.get(cid)
+            totals.extend(self.total_rows(s, changed_measures(prev, s)))
             if cid in b.milestones_changed:  # most events leave the milestones alone
+                old = prev.milestones if prev is not None else {}
                 milestones.extend(dict(contract_id=cid, milestone_id=m.milestone_id,
                                        measure=m.measure, due=m.due,
                                        cumulative_target=m.cumulative_target,
                                        status=m.status)
-                                  for m in s.milestones.values())
+                                  for m in s.milestones.values()
+                                  if old.get(m.milestone_id) != m)
             for eid in sorted(b.evidence.get(cid, ())):
                 r = s.evidence[eid]
                 evidence.append(dict(
@@ -255,11 +261,13 @@ class Repository:
         self._upsert(conn, T(MilestoneRow), milestones, ("contract_id", "milestone_id"))
         self._upsert(conn, T(EvidenceRow), evidence, ("contract_id", "evidence_id"))
 
-    def total_rows(self, s: ContractState) -> list[dict[str, Any]]:
-        """Totals per measure in units and £ (units × the edition's proxy value)."""
+    def total_rows(self, s: ContractState, measures: Iterable[str] | None = None
+                   ) -> list[dict[str, Any]]:
+        """Totals per measure in units and £ (units × the edition's proxy value); of
+        ``measures`` only when given."""
         assert s.terms is not None
         rows = []
-        for m in s.measures():
+        for m in s.measures() if measures is None else measures:
             measure = self.catalogue.measure(s.terms.catalogue_edition, m)
             t = s.totals_for(m)
             c = s.commitments.get(m)
@@ -555,17 +563,11 @@ class Repository:
         wanted = sorted(set(keys))
         if not wanted:
             return gate
-        j, d = T(JournalEntry), T(DeadLetterRow)
         with self.engine.connect() as conn:
-            for i in range(0, len(wanted), 500):
-                chunk = wanted[i:i + 500]
-                for (payload,) in conn.execute(select(j.c.payload).where(
-                        tuple_(j.c.contract_id, j.c.event_id).in_(chunk))):
-                    gate.seed_accepted(decode_event(payload))
-                for r in conn.execute(select(d.c.contract_id, d.c.event_id).where(
-                        d.c.error == "RejectedEvent",
-                        tuple_(d.c.contract_id, d.c.event_id).in_(chunk))):
-                    gate.seed_refused((r.contract_id, r.event_id))
+            for payload in keys_lookup.journalled(conn, wanted).values():
+                gate.seed_accepted(decode_event(payload))
+            for key in keys_lookup.refused(conn, wanted):
+                gate.seed_refused(key)
         return gate
 
     def state_versions(self, contract_ids: Iterable[str]) -> dict[str, int]:
@@ -732,6 +734,19 @@ class Repository:
             kinds[a["kind"]] = kinds.get(a["kind"], 0) + 1
         return {"contracts": len(cs), "open_alerts": len(alerts), "open_alerts_by_kind": kinds,
                 "contracts_with_open_alerts": sum(1 for c in cs if c["open_alerts"])}
+
+
+def changed_measures(before: ContractState | None, after: ContractState) -> list[str]:
+    """The measures whose total row differs between two states of a contract (all of
+    them when there is no earlier state, or its terms or catalogue edition differ)."""
+    if before is None or before.terms is None or after.terms is None \
+            or before.terms.catalogue_edition != after.terms.catalogue_edition:
+        return after.measures()
+
+    def row(s: ContractState, m: str) -> tuple[Any, ...]:
+        return (s.commitments.get(m), s.totals_for(m), m in s.at_risk, m in s.met)
+
+    return [m for m in after.measures() if row(before, m) != row(after, m)]
 
 
 def _num(v: Any) -> Any:

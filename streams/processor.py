@@ -82,8 +82,11 @@ def process(records: Sequence[Record] | Sequence[Decoded], lookup: StateLookup,
             if gate.check(e) == "duplicate":
                 batch.settled.append((e.contract_id, e.event_id, "accepted", ""))
                 continue
-            state = batch.states.get(e.contract_id) or lookup(e.contract_id) \
-                or ContractState(e.contract_id)
+            state = batch.states.get(e.contract_id)
+            if state is None:
+                prior = lookup(e.contract_id)
+                batch.before.setdefault(e.contract_id, prior)
+                state = prior or ContractState(e.contract_id)
             new, derived = fold(state, e, catalogue, policy)
         except InvalidInput as err:
             gate.refused(e, err)

