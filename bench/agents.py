@@ -9,13 +9,17 @@ worker (``streams.app.faust_app``), on the same topic:
   table  the naive way: per event, parse the JSON and add the event to a running count
          and quantity total in a Faust table (a table update per event).
   live   the real worker (``streams.app.build_app``: decode, validate, fold, journal,
-         projections, alert rules, all in the database), counting committed batches.
+         projections, alert rules, all in the database), counting committed batches;
+         with ``BENCH_COMMITS=FILE`` it also writes there, for each event, when its
+         batch committed and when that batch was taken from Faust's buffer.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -66,10 +70,25 @@ def live(settings: Settings, progress: Progress) -> faust.App:
     from streams.app import build_app
     from svmon.bootstrap import init_database
 
+    commits = os.environ.get("BENCH_COMMITS")  # file: "event id<TAB>commit time" a line
+    out = open(commits, "a", buffering=1) if commits else None  # noqa: SIM115 - process-long
+
+    taken = [0.0]
+
     async def committed(batch: Batch) -> None:
         progress.add(len(batch.journal) + len(batch.dead_letters))
+        if out is not None:
+            now = time.time()  # the batch's transaction has committed: projections visible
+            out.write("".join(f"{r['event_id']}\t{now}\t{taken[0]}\n" for r in batch.journal))
 
-    app, _ = build_app(settings, init_database(settings), on_batch=committed)
+    app, pipeline = build_app(settings, init_database(settings), on_batch=committed)
+    handle = pipeline.handle
+
+    async def timed_handle(records: Any) -> Batch:
+        taken[0] = time.time()  # the batch left Faust's buffer
+        return await handle(records)
+
+    pipeline.handle = timed_handle  # type: ignore[method-assign]
     return app
 
 

@@ -70,9 +70,10 @@ class Run:
                  partitions: int, workers: int = 1, profile: bool = False) -> None:
         self.folder = tmp / name
         self.folder.mkdir()
-        self.settings = Settings(broker_url=broker, data_dir=self.folder, app_id=f"b-{name}",
-                                 topic_prefix=topic_prefix, partitions=partitions,
-                                 tick_seconds=3600.0, session_timeout=6.0)
+        self.settings = Settings.from_env().with_(  # SVMON_* variables reach the workers
+            broker_url=broker, data_dir=self.folder, database_url="", app_id=f"b-{name}",
+            topic_prefix=topic_prefix, partitions=partitions, tick_seconds=3600.0,
+            session_timeout=6.0)
         self.files = [self.folder / f"progress-{i}.json" for i in range(workers)]
         self.profile = profile
         self.profiles = [self.folder / f"profile-{i}.txt" for i in range(workers)]

@@ -12,6 +12,12 @@ through the live code path (processor + repository), then times, on the same dat
 
 and prints events/s and the ratios (target: topic ≥ 0.2 × raw). Not a test: shared
 machines are noisy, so only ratios measured side by side mean anything.
+
+    python bench/replay.py --stages [--contracts 600]
+
+times the stages of a topic replay in this process instead, without a broker (CPU
+time per event, best of five): kafka-python unpacking a record batch, JSON parsing,
+decoding to core events, and folding.
 """
 
 from __future__ import annotations
@@ -72,11 +78,58 @@ def timed(label: str, fn, n_expected: int | None = None) -> tuple[float, int]:  
     return n / dt, n
 
 
+def stages(contracts: int) -> None:
+    """Per-stage CPU time of a topic replay, in this process (no broker)."""
+    from kafka.record import MemoryRecords, MemoryRecordsBuilder
+
+    from svmon.audit.replay import event_from_record
+    from svmon.catalogue_files import load_catalogue
+    from svmon.schemas import parse_json
+
+    catalogue = load_catalogue()
+    events = generate(seed=1, contracts=contracts, today=datetime(2026, 6, 1, tzinfo=UTC).date())
+    records = [(e.contract_id.encode(), encode_event(e)) for e in events]
+    n = len(records)
+    builder = MemoryRecordsBuilder(magic=2, compression_type=0, batch_size=1 << 30)
+    for i, (k, v) in enumerate(records):
+        builder.append(timestamp=1_700_000_000_000 + i, key=k, value=v, headers=[])
+    builder.close()
+    batch_bytes = bytes(builder.buffer())
+
+    def unpack() -> None:
+        m = MemoryRecords(batch_bytes)
+        while m.has_next():
+            for _ in m.next_batch():  # type: ignore[union-attr]
+                pass
+
+    def best(fn) -> float:  # type: ignore[no-untyped-def]
+        times = []
+        for _ in range(5):
+            t0 = time.process_time()
+            fn()
+            times.append(time.process_time() - t0)
+        return min(times) / n * 1e6
+
+    print(f"{n} events over {contracts} contracts; CPU µs per event, best of 5")
+    print(f"{'kafka-python record unpack':<28}{best(unpack):8.2f}")
+    print(f"{'JSON parse':<28}{best(lambda: [parse_json(v) for _, v in records]):8.2f}")
+    print(f"{'record to event (+ JSON)':<28}"
+          f"{best(lambda: [event_from_record(k, v) for k, v in records]):8.2f}")
+    print(f"{'fold (rebuild)':<28}{best(lambda: rebuild(events, catalogue)):8.2f}")
+    print(f"{'record to event + fold':<28}"
+          f"{best(lambda: rebuild((event_from_record(k, v) for k, v in records), catalogue)):8.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--contracts", type=int, default=600)
     ap.add_argument("--database-url", default="")
+    ap.add_argument("--stages", action="store_true",
+                    help="time the stages in this process instead (no broker)")
     args = ap.parse_args()
+    if args.stages:
+        stages(args.contracts)
+        return
     tmp = Path(tempfile.mkdtemp(prefix="svmon-bench-"))
     port = free_port()
     s = Settings(broker_url=f"kafka://127.0.0.1:{port}", data_dir=tmp,

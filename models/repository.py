@@ -226,20 +226,25 @@ class Repository:
                                    for c, (n, d) in sorted(heads.items())], ("contract_id",))
 
     def _write_states(self, conn: Connection, b: Batch) -> None:
-        contracts, totals, milestones, evidence = [], [], [], []
+        contracts, moved, totals, milestones, evidence = [], [], [], [], []
         for cid, s in b.states.items():
             if s.terms is None:
                 continue
             t = s.terms
-            contracts.append(dict(
-                contract_id=cid, title=t.title, buyer=t.buyer,
-                buyer_department=t.buyer_department, supplier_id=t.supplier_id,
-                supplier_name=t.supplier_name, start=t.start, end=t.end, value_gbp=t.value_gbp,
-                catalogue_edition=t.catalogue_edition, manager=t.manager, deputy=t.deputy,
-                supplier_contact=t.supplier_contact,
-                reporting_cadence_days=t.reporting_cadence_days, as_of=s.as_of,
-                last_evidence_at=s.last_evidence_at, state_version=s.version))
             prev = b.before.get(cid)
+            if prev is not None and prev.terms == t:  # the row is there: only time moved
+                moved.append(dict(b_id=cid, b_as_of=s.as_of,
+                                  b_last_evidence_at=s.last_evidence_at,
+                                  b_state_version=s.version))
+            else:
+                contracts.append(dict(
+                    contract_id=cid, title=t.title, buyer=t.buyer,
+                    buyer_department=t.buyer_department, supplier_id=t.supplier_id,
+                    supplier_name=t.supplier_name, start=t.start, end=t.end,
+                    value_gbp=t.value_gbp, catalogue_edition=t.catalogue_edition,
+                    manager=t.manager, deputy=t.deputy, supplier_contact=t.supplier_contact,
+                    reporting_cadence_days=t.reporting_cadence_days, as_of=s.as_of,
+                    last_evidence_at=s.last_evidence_at, state_version=s.version))
             totals.extend(self.total_rows(s, changed_measures(prev, s)))
             if cid in b.milestones_changed:  # most events leave the milestones alone
                 old = prev.milestones if prev is not None else {}
@@ -257,6 +262,11 @@ class Repository:
                     submitted_by=r.submitted_by, submitted_at=r.submitted_at,
                     decided_by=r.decided_by, decided_at=r.decided_at, reason=r.reason))
         self._upsert(conn, T(ContractRow), contracts, ("contract_id",))
+        if moved:
+            c = T(ContractRow)
+            conn.execute(update(c).where(c.c.contract_id == bindparam("b_id")).values(
+                as_of=bindparam("b_as_of"), last_evidence_at=bindparam("b_last_evidence_at"),
+                state_version=bindparam("b_state_version")), moved)
         self._upsert(conn, T(MeasureTotalRow), totals, ("contract_id", "measure"))
         self._upsert(conn, T(MilestoneRow), milestones, ("contract_id", "milestone_id"))
         self._upsert(conn, T(EvidenceRow), evidence, ("contract_id", "evidence_id"))
