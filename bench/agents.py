@@ -81,7 +81,8 @@ def live(settings: Settings, progress: Progress) -> faust.App:
             now = time.time()  # the batch's transaction has committed: projections visible
             out.write("".join(f"{r['event_id']}\t{now}\t{taken[0]}\n" for r in batch.journal))
 
-    app, pipeline = build_app(settings, init_database(settings), on_batch=committed)
+    app, pipeline = build_app(settings, init_database(settings, checkpoint_behind=True),
+                              on_batch=committed)
     handle = pipeline.handle
 
     async def timed_handle(records: Any) -> Batch:

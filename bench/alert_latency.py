@@ -23,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import record_result
 from infra.broker import EmbeddedBroker, free_port
 from infra.processes import Child, python_module
 from streams.client import EventPublisher
@@ -123,6 +124,9 @@ def main() -> None:
         print(f"  of which until the worker's batch began: p50 "
               f"{statistics.median(picked):.0f} ms, p99 "
               f"{picked[min(len(picked) - 1, int(len(picked) * 0.99))]:.0f} ms")
+        record_result("alert_latency", {"rate": round(achieved), "alerts": len(lat),
+                                        "p50_ms": round(statistics.median(lat)),
+                                        "p99_ms": round(p99), "max_ms": round(lat[-1])})
 
 
 if __name__ == "__main__":

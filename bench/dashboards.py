@@ -24,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import record_result
 from infra.broker import free_port
 from infra.processes import Child
 from svmon.bootstrap import init_database
@@ -126,6 +127,10 @@ def main() -> None:
     print(f"  bare one-widget notebook   {b:6.2f} s")
     print(f"  portfolio                  {pf:6.2f} s   {pf / b:5.2f} × bare (target ≤ 1.5)")
     print(f"  filter change (supplier)   {fc:6.2f} s")
+    record_result("dashboards", {"contracts": args.contracts, "kernels": kernels,
+                                 "bare_s": round(b, 2), "portfolio_s": round(pf, 2),
+                                 "portfolio_vs_bare": round(pf / b, 3),
+                                 "filter_change_s": round(fc, 2)})
 
 
 if __name__ == "__main__":

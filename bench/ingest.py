@@ -32,6 +32,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import record_result
+
 CONTRACTS = 50
 MEASURES = (("NT1", "no. people FTE"), ("L-VOL", "hours"), ("D-SME", "£"))
 
@@ -174,7 +176,8 @@ def main() -> None:
               f"{args.seconds:.0f} s each, SQLite, uvicorn (1 process)")
         print(f"{'endpoint':<28}{'requests/s':>12}{'events/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
               f"{'× bare':>8}")
-        results = {}
+        results: dict[str, float] = {}
+        figures: dict[str, object] = {"concurrency": args.concurrency, "batch": args.batch}
         for name, make in (("bare Starlette endpoint", bare), ("evidence, single", single),
                            (f"evidence, batch of {args.batch}", batch)):
             rps, eps, lat = asyncio.run(_load(url, make, args.seconds, args.concurrency))
@@ -182,6 +185,10 @@ def main() -> None:
             ratio = rps / results["bare Starlette endpoint"]
             print(f"{name:<28}{rps:>12,}{eps:>10,}{_pct(lat, 50):>9.1f}{_pct(lat, 99):>9.1f}"
                   f"{ratio:>8.2f}")
+            figures[name] = {"requests_s": rps, "events_s": eps, "vs_bare": round(ratio, 3),
+                             "p50_ms": round(_pct(lat, 50), 1),
+                             "p99_ms": round(_pct(lat, 99), 1)}
+        record_result("ingest", figures)
     finally:
         server.terminate()
         server.wait(10)

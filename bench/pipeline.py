@@ -104,13 +104,23 @@ class Run:
                     c.proc.wait(30)
                     pid = read_progress([f])[0].get("pid")
                     if pid:
-                        with contextlib.suppress(ProcessLookupError):
-                            os.kill(pid, signal.SIGTERM)
+                        stop_pid(pid)
                 c.stop(timeout=30)
             for p in self.profiles:
                 if p.exists():
                     p.with_suffix(".top.txt").write_text(top_functions(p, 60))
                     print(f"  profile of {label}: {p} (top functions beside it)")
+
+
+def stop_pid(pid: int, timeout: float = 15.0) -> None:
+    """SIGTERM, then SIGKILL after ``timeout`` s: no worker outlives the benchmark."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            os.kill(pid, 0)  # raises once it is gone
+            time.sleep(0.2)
+        os.kill(pid, signal.SIGKILL)
 
 
 def py_spy(out: Path) -> list[str]:

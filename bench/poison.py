@@ -24,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import record_result
 from infra.broker import EmbeddedBroker, free_port
 from infra.processes import Child, python_module
 from streams.client import EventPublisher
@@ -83,6 +84,11 @@ def main() -> None:
     print(f"mixed: {len(mixed) / t_mixed:,.0f} records/s, "
           f"{len(events) / t_mixed:,.0f} good events/s ({t_mixed:.1f} s)")
     print(f"good events/s mixed ÷ clean: {t_clean / t_mixed:.2f}")
+    record_result("poison", {"good": len(events), "poison": len(bad),
+                             "duplicates": len(mixed) - len(events) - len(bad),
+                             "clean_records_s": round(len(clean) / t_clean),
+                             "mixed_good_events_s": round(len(events) / t_mixed),
+                             "mixed_vs_clean": round(t_clean / t_mixed, 3)})
 
 
 if __name__ == "__main__":

@@ -501,6 +501,16 @@ def build_app(settings: Settings, repo: Repository, *, store: StateStore | None 
                 pipeline.rewinding[p] = (stale[p], now)
             await read_again(app, settings, stale)
 
+    # SQLite's log is copied into the database file beside the commits, not inside one
+    # (``Repository.checkpoint_wal``; nothing to do elsewhere).
+    if repo.checkpoint_behind:
+        @app.timer(interval=0.25)
+        async def checkpoint() -> None:
+            try:
+                await pipeline._run(repo.checkpoint_wal)
+            except TRANSIENT as err:
+                log.warning("could not checkpoint the database's log (%s)", err)
+
     # The timers run again on their own: a database outage only has to be waited out,
     # never allowed to crash the app (which would stop the agent with it).
     @app.timer(interval=settings.relay_seconds, on_leader=True)

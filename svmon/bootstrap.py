@@ -13,18 +13,22 @@ from svmon.catalogue_files import load_catalogue
 from svmon.settings import Settings
 
 
-def repository(settings: Settings, *, fsync_each_commit: bool = False) -> Repository:
+def repository(settings: Settings, *, fsync_each_commit: bool = False,
+               checkpoint_behind: bool = False) -> Repository:
     if settings.database_url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     catalogue = load_catalogue(settings.catalogue_files)
-    return Repository(make_engine(settings.database_url, fsync_each_commit=fsync_each_commit),
-                      catalogue)
+    engine = make_engine(settings.database_url, fsync_each_commit=fsync_each_commit,
+                         checkpoint_behind=checkpoint_behind)
+    return Repository(engine, catalogue, checkpoint_behind=checkpoint_behind)
 
 
-def init_database(settings: Settings, *, fsync_each_commit: bool = False) -> Repository:
+def init_database(settings: Settings, *, fsync_each_commit: bool = False,
+                  checkpoint_behind: bool = False) -> Repository:
     """Bring the schema to the newest revision and store the catalogue (safe to run
     again, and from several processes at once: see ``models.migrate``)."""
-    repo = repository(settings, fsync_each_commit=fsync_each_commit)
+    repo = repository(settings, fsync_each_commit=fsync_each_commit,
+                      checkpoint_behind=checkpoint_behind)
     repo.create_schema()
     repo.save_catalogue()
     return repo
@@ -33,7 +37,7 @@ def init_database(settings: Settings, *, fsync_each_commit: bool = False) -> Rep
 def worker_app(settings: Settings, **kw: Any) -> Any:
     from streams.app import build_app  # Faust is imported only by those who run it
 
-    app, _ = build_app(settings, init_database(settings), **kw)
+    app, _ = build_app(settings, init_database(settings, checkpoint_behind=True), **kw)
     return app
 
 

@@ -1,0 +1,163 @@
+"""The worker's write path writes only what changed, and the projections come out the
+same as writing every row of every touched contract (on SQLite and PostgreSQL).
+
+Also: the event-id look-up goes through the unique index, and SQLite's write-ahead log
+is checkpointed beside the commits when the worker asks for it.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select, text
+from sqlmodel import SQLModel
+
+from models import keys
+from models.repository import Batch, Repository, changed_measures
+from models.tables import AlertRow, ContractRow, EvidenceRow, MeasureTotalRow, MilestoneRow
+from streams.processor import Record, decode_all, process
+from svmon.bootstrap import init_database
+from svmon.catalogue_files import load_catalogue
+from svmon.core.errors import InvalidInput
+from svmon.core.fold import fold_all
+from svmon.core.idempotence import key_of
+from svmon.core.state import ContractState
+from svmon.demo import generate
+from svmon.schemas import encode_event
+from svmon.settings import Settings
+
+PROJECTIONS = (ContractRow, MeasureTotalRow, MilestoneRow, EvidenceRow, AlertRow)
+VOLATILE = {"created_at", "updated_at"}  # wall-clock times of the write itself
+
+
+def _feed(repo: Repository, events: list[Any], sizes: list[int], full: bool) -> None:
+    """The worker's path minus Kafka; ``full``: forget the states before each batch, so
+    every row of every touched contract is written (what the writer did before)."""
+    store: dict[str, ContractState] = {}
+    i = 0
+    for size in sizes:
+        chunk = events[i:i + size]
+        records = [Record("t", 0, i + k, e.contract_id.encode(), encode_event(e))
+                   for k, e in enumerate(chunk)]
+        i += size
+        decoded = decode_all(records)
+        gate = repo.seed_gate([key_of(e) for _, e in decoded if not isinstance(e, InvalidInput)])
+        b: Batch = process(decoded, store.get, repo.catalogue, "t", gate=gate)
+        if full:
+            b.before.clear()
+            b.milestones_changed.update(b.states)
+        repo.apply_batch(b)
+        store.update(b.states)
+
+
+def _tables(repo: Repository) -> dict[str, list[tuple[Any, ...]]]:
+    out = {}
+    with repo.engine.connect() as conn:
+        for model in PROJECTIONS:
+            t = model.__table__  # type: ignore[attr-defined]
+            cols = [c for c in t.c if c.name not in VOLATILE]
+            pk = [t.c[c.name] for c in t.primary_key]
+            out[t.name] = [tuple(r) for r in conn.execute(select(*cols).order_by(*pk))]
+    return out
+
+
+def _fresh(url: str, tmp: Path, name: str) -> Repository:
+    """An empty database: a new SQLite file, or the PostgreSQL one emptied (but for the
+    catalogue)."""
+    if url.startswith("sqlite"):
+        return init_database(Settings(data_dir=tmp / name))
+    repo = init_database(Settings(database_url=url, data_dir=tmp))
+    with repo.engine.begin() as conn:
+        for t in reversed(SQLModel.metadata.sorted_tables):
+            if t.name != "measure":
+                conn.execute(t.delete())
+    return repo
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+def test_writing_only_changes_gives_the_same_projections(database_url: str, tmp_path: Path,
+                                                          seed: int) -> None:
+    events = generate(seed=seed, today=date(2026, 11, 1), contracts=12)
+    rng = random.Random(seed)
+    sizes = []
+    while sum(sizes) < len(events):
+        sizes.append(rng.choice((1, 7, 50, 200)))
+    repo = _fresh(database_url, tmp_path, "diff")
+    _feed(repo, events, sizes, full=False)
+    diffed = _tables(repo)
+    repo = _fresh(database_url, tmp_path, "full")
+    _feed(repo, events, sizes, full=True)
+    full = _tables(repo)
+    assert {k: len(v) for k, v in diffed.items()} == {k: len(v) for k, v in full.items()}
+    assert diffed["contract"] and diffed["measure_total"] and diffed["milestone"]
+    for name in full:
+        assert diffed[name] == full[name], name
+
+
+def test_changed_measures_names_what_differs() -> None:
+    events = generate(seed=5, today=date(2026, 11, 1), contracts=1)
+    cat = load_catalogue(())
+    half = len(events) // 2
+    before = fold_all(events[:half], cat)[0]["C-001"]
+    after = fold_all(events[:half + 1], cat)[0]["C-001"]
+    assert changed_measures(None, after) == after.measures()
+    assert changed_measures(after, after) == []
+    moved = changed_measures(before, after)
+    assert set(moved) <= set(after.measures())
+    for m in after.measures():
+        same = (before.totals_for(m), before.commitments.get(m), m in before.at_risk,
+                m in before.met) == (after.totals_for(m), after.commitments.get(m),
+                                     m in after.at_risk, m in after.met)
+        assert (m in moved) == (not same)
+
+
+def test_key_lookup_finds_exactly_the_journalled_keys(database_url: str, tmp_path: Path
+                                                      ) -> None:
+    repo = _fresh(database_url, tmp_path, "keys")
+    events = generate(seed=2, today=date(2026, 11, 1), contracts=3)
+    _feed(repo, events, [len(events)], full=False)
+    known = [(e.contract_id, e.event_id) for e in events[::7]]
+    unknown = [(c, e + "-not") for c, e in known] + [("C-999", "x"), ("C-001", "o'brien")]
+    with repo.engine.connect() as conn:
+        found = keys.journalled(conn, known + unknown)
+        assert set(found) == set(known)
+        assert all(p.startswith("{") for p in found.values())
+        assert keys.journalled(conn, []) == {}
+        assert keys.refused(conn, known) == set()
+
+
+def test_key_lookup_uses_the_index_on_sqlite(tmp_path: Path) -> None:
+    repo = _fresh("sqlite", tmp_path, "plan")
+    with repo.engine.connect() as conn:
+        plan = " ".join(str(r) for r in conn.execute(
+            text("EXPLAIN QUERY PLAN " + keys.JOURNALLED["sqlite"].text), {"keys": "[]"}))
+    assert "SEARCH" in plan and "USING INDEX" in plan and "SCAN journal" not in plan
+
+
+def test_wal_is_checkpointed_beside_the_commits(tmp_path: Path) -> None:
+    behind = init_database(Settings(data_dir=tmp_path / "behind"), checkpoint_behind=True)
+    usual = init_database(Settings(data_dir=tmp_path / "usual"))
+    with behind.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+    with usual.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
+    assert behind.checkpoint_behind and not usual.checkpoint_behind
+    events = generate(seed=4, today=date(2026, 11, 1), contracts=20)
+    _feed(behind, events, [500] * (len(events) // 500 + 1), full=False)
+
+    def frames() -> tuple[int, int]:
+        with behind.engine.connect() as conn:
+            _, log, done = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+        return log, done
+
+    log, done = frames()
+    assert log > 1000 and done == log  # nothing copied on the way; a passive pass copies all
+    behind.checkpoint_wal(restart_above=0)  # and lets the log start again
+    _feed(behind, generate(seed=9, today=date(2026, 11, 1), contracts=1), [10_000],
+          full=False)
+    assert frames()[0] < log  # the next writer started the log from its beginning
+    Repository(usual.engine, usual.catalogue).checkpoint_wal()  # not asked for: a no-op
