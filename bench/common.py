@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results" / "results.jsonl"
+# where the figures go (SVMON_BENCH_RESULTS: elsewhere, e.g. for the benchmarks' own tests)
+RESULTS = Path(os.environ.get("SVMON_BENCH_RESULTS", ROOT / "bench" / "results" / "results.jsonl"))
 
 
 class Progress:
@@ -163,7 +164,8 @@ def record_result(bench: str, figures: dict[str, Any]) -> None:
            "argv": sys.argv[1:], "machine": machine(), "figures": figures}
     with RESULTS.open("a") as f:
         f.write(json.dumps(row, default=str) + "\n")
-    print(f"  (figures appended to {RESULTS.relative_to(ROOT)})")
+    shown = RESULTS.relative_to(ROOT) if RESULTS.is_relative_to(ROOT) else RESULTS
+    print(f"  (figures appended to {shown})")
 
 
 def latest_results() -> dict[str, dict[str, Any]]:

@@ -161,7 +161,7 @@ def main() -> None:
                          "written beside its log")
     args = ap.parse_args()
     events = generate(seed=31, today=date(2026, 11, 1),
-                      contracts=max(2, args.events // 170))[:args.events]
+                      contracts=args.events // 150 + 2)[:args.events]
     messages = [(e.contract_id, encode_event(e)) for e in events]
     n = len(messages)
     tmp = Path(tempfile.mkdtemp(prefix="svmon-pipeline-bench-"))
