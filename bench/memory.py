@@ -108,7 +108,7 @@ def main() -> None:
     with EmbeddedBroker(port=free_port(), log_path=tmp / "broker.log") as broker:
         s = Settings.from_env().with_(
             broker_url=broker.url, data_dir=tmp, database_url="", app_id="bench-memory",
-            topic_prefix="memory", tick_seconds=3600.0, session_timeout=6.0)
+            topic_prefix="memory", tick_seconds=3600.0)  # the default session timeout
         ensure_topics(s)
         pub = EventPublisher(s.bootstrap, s.events_topic, max_in_flight_requests_per_connection=5)
         t0 = time.time()

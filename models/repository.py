@@ -17,6 +17,7 @@ worker resumes from the earlier of this and the broker's committed offset).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -29,6 +30,7 @@ from sqlalchemy import (
     bindparam,
     create_engine,
     event,
+    or_,
     select,
     update,
 )
@@ -125,6 +127,11 @@ class Batch:
     # (contract, event id, outcome, reason) of every event decided: settles the inbox
     settled: list[tuple[str, str, str, str]] = field(default_factory=list)
 
+    def rewrite(self, contract_id: str) -> None:
+        """Write every row of this contract, not only what changed since ``before``."""
+        self.before[contract_id] = None
+        self.milestones_changed.add(contract_id)
+
     def touch_evidence(self, contract_id: str, evidence_id: str) -> None:
         self.evidence.setdefault(contract_id, set()).add(evidence_id)
 
@@ -141,6 +148,7 @@ class Repository:
         self.catalogue = catalogue
         self._dialect = engine.dialect.name
         self.checkpoint_behind = checkpoint_behind and self._dialect == "sqlite"
+        self._last_restart = -1e9  # monotonic time of the last log restart
 
     def checkpoint_wal(self, restart_above: int = 8192) -> None:
         """Copy SQLite's write-ahead log into the database without stopping writers;
@@ -150,8 +158,13 @@ class Repository:
         if not self.checkpoint_behind:
             return
         with self.engine.connect() as conn:
-            _, log, _ = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
-            if log > restart_above:
+            _, log, done = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+            now = time.monotonic()
+            # only once everything is copied (little left to wait for), and not often:
+            # a reader holding an old snapshot makes the restart wait, and writers too
+            due = done == log or log > 4 * restart_above  # (never unbounded)
+            if log > restart_above and due and now - self._last_restart > 5.0:
+                self._last_restart = now
                 conn.exec_driver_sql("PRAGMA busy_timeout=200").all()
                 try:
                     conn.exec_driver_sql("PRAGMA wal_checkpoint(RESTART)").all()
@@ -408,8 +421,9 @@ class Repository:
         for rows_, cols in ((refreshed, ("subject", "last_raised_at", "raised_by",
                                           "raise_count", "detail")),
                             (resolved, ("status", "resolved_at", "resolved_by"))):
-            if rows_:
-                conn.execute(update(a).where(a.c.alert_id == bindparam("b_id")).values(
+            if rows_:  # still unresolved: a manager may have resolved it meanwhile
+                conn.execute(update(a).where(a.c.alert_id == bindparam("b_id"), or_(
+                    *(a.c.status == st for st in NOT_RESOLVED))).values(
                     {k: bindparam(f"b_{k}") for k in cols}), list(rows_.values()))
         self._insert_ignore(conn, T(DeliveryRow), deliveries, ("delivery_id",))
 

@@ -106,6 +106,7 @@ class Pipeline:
         self.settings, self.repo, self.store, self.sinks = settings, repo, store, sinks
         self.checked: set[str] = set()  # contracts compared with the database since assignment
         self.partition_of: dict[str, int] = {}  # contract -> the partition its events come on
+        self.rebuilt: set[str] = set()  # folded again from the journal: write all their rows
         self.processed = 0
         self.next_offset: dict[int, int] = {}  # events partition -> next offset to apply
         self.rewinding: dict[int, tuple[int, float]] = {}  # partition -> (from, when)
@@ -151,6 +152,7 @@ class Pipeline:
         owned = {tp.partition for tp in committed if tp.topic == self.settings.events_topic}
         gone = [c for c, p in self.partition_of.items() if p not in owned]
         self.store.drop(gone)  # another worker folds these now
+        self.checked.difference_update(gone)
         for c in gone:
             del self.partition_of[c]
         out: dict[Any, int] = {}
@@ -239,13 +241,14 @@ class Pipeline:
         for cid in unchecked:
             have = self.store.get(cid)
             want = versions.get(cid, 0)
-            if want > (have.version if have else 0):
+            if want != (have.version if have else 0):  # behind, or ahead of a restored DB
                 states, _ = await self._run(self._rebuild, cid)
                 got = states[cid].version
                 if got != want:  # the fold and the database disagree: stop, loudly
                     raise RuntimeError(f"rebuilding {cid} from the journal reached version "
                                        f"{got}, but the database says {want}")
                 self.store.put(cid, states[cid])
+                self.rebuilt.add(cid)
                 log.info("rebuilt %s from the journal (version %s)", cid, got)
             self.checked.add(cid)
 
@@ -259,7 +262,9 @@ class Pipeline:
         meanwhile); a batch the database refuses is applied record by record, and a
         record it still refuses is dead-lettered.
         """
-        decoded = decode_all(records)
+        # decode and fold in the executor, like the database work: a batch of CPU work on
+        # the event loop made Faust's own timers (commits, fetching) run seconds late
+        decoded = await self._run(decode_all, records)
         for r, e in decoded:
             if not isinstance(e, InvalidInput):
                 self.partition_of[e.contract_id] = r.partition
@@ -282,11 +287,26 @@ class Pipeline:
 
     async def _handle_once(self, decoded: list[Decoded]) -> Batch:
         keys = [key_of(e) for _, e in decoded if not isinstance(e, InvalidInput)]
-        gate = await self._run(self.repo.seed_gate, keys)
-        await self.catch_up({k[0] for k in keys})
-        batch = process(decoded, self.store.get, self.repo.catalogue, self.settings.app_id,
-                        gate=gate)
-        await self._run(self.repo.apply_batch, batch)
+        contracts = {k[0] for k in keys}
+        try:
+            gate = await self._run(self.repo.seed_gate, keys)
+            # An event journalled already may be one this cache never folded (a write
+            # that committed but reported an error; another worker that had the
+            # partition): compare those contracts with the database again.
+            self.checked.difference_update(c for c, _ in gate.known())
+            await self.catch_up(contracts)
+            batch = await self._run(partial(process, decoded, self.store.get,
+                                            self.repo.catalogue, self.settings.app_id,
+                                            gate=gate))
+            for cid in self.rebuilt & batch.states.keys():
+                batch.rewrite(cid)  # every row from the rebuilt state (heals a lost row)
+            await self._run(self.repo.apply_batch, batch)
+        except BaseException:
+            # whether the transaction committed is not known: check these contracts
+            # against the database before folding any of them again
+            self.checked.difference_update(contracts)
+            raise
+        self.rebuilt.difference_update(batch.states)
         for cid, state in batch.states.items():
             self.store.put(cid, state)
         for dl in batch.dead_letters:

@@ -7,7 +7,7 @@
 | ``SVMON_DATA_DIR`` | ``.svmon`` | where the SQLite file and logs go |
 | ``SVMON_PARTITIONS`` | ``4`` | partitions of the contract-events topic |
 | ``SVMON_TICK_SECONDS`` | ``60`` | how often the clock puts time on each contract's log |
-| ``SVMON_BATCH_SIZE`` | ``2000`` | most events the worker folds and writes in one transaction |
+| ``SVMON_BATCH_SIZE`` | ``500`` | most events the worker folds and writes in one transaction |
 | ``SVMON_BATCH_SECONDS`` | ``0.1`` | longest the worker waits to fill a batch |
 | ``SVMON_CATALOGUE`` | (none) | extra catalogue files (CSV/XLSX), separated by ``:`` |
 | ``SVMON_TOPIC_PREFIX`` | ``svmon`` | prefix of the three topics |
@@ -42,7 +42,7 @@ class Settings:
     partitions: int = 4
     tick_seconds: float = 60.0
     relay_seconds: float = 1.0
-    batch_size: int = 2000
+    batch_size: int = 500
     batch_seconds: float = 0.1
     session_timeout: float = 8.0
     fetch_max_wait_ms: int = 100  # how long the broker may hold a fetch (latency bound)

@@ -30,6 +30,10 @@ class EventGate:
     def seed_accepted(self, e: ContractEvent) -> None:
         self._accepted[key_of(e)] = hash(e)
 
+    def known(self) -> set[Key]:
+        """The keys seeded as accepted before (journalled already)."""
+        return set(self._accepted)
+
     def seed_refused(self, key: Key) -> None:
         if key not in self._accepted:
             self._refused.add(key)

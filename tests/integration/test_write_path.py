@@ -161,3 +161,63 @@ def test_wal_is_checkpointed_beside_the_commits(tmp_path: Path) -> None:
           full=False)
     assert frames()[0] < log  # the next writer started the log from its beginning
     Repository(usual.engine, usual.catalogue).checkpoint_wal()  # not asked for: a no-op
+
+
+class _NoSinks:
+    async def dead_letter(self, record: dict[str, Any]) -> None: ...
+    async def notice(self, contract_id: str, body: str) -> None: ...
+    async def tick(self, event: Any) -> None: ...
+
+
+def test_a_write_that_committed_but_reported_an_error_is_checked_again(
+        database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lost connection during COMMIT: the batch is in the database, the worker was told
+    it failed and retries it. The retry finds its events journalled (duplicates); the
+    cached state must be brought up to the database's, or later events fold onto a
+    state that lacks them (found in review: wrong totals, then a worker that cannot
+    restart)."""
+    import asyncio
+
+    from sqlalchemy.exc import OperationalError
+
+    import streams.app as app_module
+    from streams.app import LocalStore, Pipeline
+
+    monkeypatch.setattr(app_module, "backoff", lambda attempt: 0.0)
+    repo = _fresh(database_url, tmp_path, "ambiguous")
+    s = Settings(database_url=repo.engine.url.render_as_string(hide_password=False),
+                 data_dir=tmp_path)
+    events = generate(seed=3, today=date(2026, 11, 1), contracts=1)
+    records = [Record(s.events_topic, 0, i, e.contract_id.encode(), encode_event(e))
+               for i, e in enumerate(events)]
+    pipeline = Pipeline(s, repo, LocalStore(), _NoSinks())
+    real, failed = repo.apply_batch, []
+
+    def commits_then_fails(batch: Batch) -> None:
+        real(batch)
+        if not failed:
+            failed.append(True)
+            raise OperationalError("COMMIT", {}, Exception("server closed the connection"))
+
+    a, b = len(records) // 3, 2 * len(records) // 3
+
+    async def run() -> None:
+        await pipeline.handle(records[:a])
+        monkeypatch.setattr(repo, "apply_batch", commits_then_fails)
+        await pipeline.handle(records[a:b])
+        monkeypatch.setattr(repo, "apply_batch", real)
+        await pipeline.handle(records[b:])
+
+    asyncio.run(run())
+    assert failed
+    cid = events[0].contract_id
+    truth = fold_all(events, repo.catalogue)[0][cid]
+    assert pipeline.store.get(cid) == truth
+    assert repo.state_versions([cid]) == {cid: truth.version}
+    assert repo.counts()["dead_letters"] == 0
+    live = {m: (r["claimed"], r["verified"]) for (c, m), r in repo.live_totals().items()}
+    assert live == {m: (truth.totals_for(m).claimed, truth.totals_for(m).verified)
+                    for m in truth.measures()}
+    restarted = Pipeline(s, repo, LocalStore(), _NoSinks())
+    asyncio.run(restarted.catch_up([cid]))  # a new worker agrees with the journal
+    assert restarted.store.get(cid) == truth
