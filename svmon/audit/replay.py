@@ -93,9 +93,13 @@ def topic_events(bootstrap: str, topic: str, as_of: datetime | None = None,
     """
     from kafka import KafkaConsumer, TopicPartition
 
+    config: dict[str, Any] = {
+        "max_poll_records": 5000, "fetch_max_bytes": 64 * 1024 * 1024,
+        # a whole partition's worth per fetch rather than kafka-python's 1 MiB: fewer
+        # round trips to the broker for a scan from the beginning
+        "max_partition_fetch_bytes": 16 * 1024 * 1024, **consumer_config}
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                             enable_auto_commit=False, max_poll_records=5000,
-                             fetch_max_bytes=64 * 1024 * 1024, **consumer_config)
+                             enable_auto_commit=False, **config)
     try:
         if partitions is None:
             partitions = consumer.partitions_for_topic(topic) or set()

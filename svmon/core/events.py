@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
+from svmon.core.fast import fast_pickle
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ContractEvent:
@@ -251,3 +253,7 @@ DERIVED_TYPES: tuple[type[Derived], ...] = (
     EvidenceWasRejected,
     RatingChanged,
 )
+
+# pickled as (class, field values) between replay processes (svmon.core.fast)
+for _cls in (*EVENT_TYPES, Attachment, *DERIVED_TYPES):
+    fast_pickle(_cls)

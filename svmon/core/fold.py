@@ -15,6 +15,7 @@ from typing import Any
 from svmon.core import events as ev
 from svmon.core.catalogue import Catalogue, Measure
 from svmon.core.errors import InvalidInput, NotYetKnown, RejectedEvent
+from svmon.core.fast import builder, replacer
 from svmon.core.idempotence import EventGate
 from svmon.core.rules import (
     DEFAULT_POLICY,
@@ -33,6 +34,10 @@ from svmon.core.state import (
     Terms,
     evolve,
 )
+
+_new_record = builder(EvidenceRecord)
+_new_milestone = builder(Milestone)  # (every field, in order: see Milestone)
+_evolve_state = replacer(ContractState)  # (every field, in order: see EvidenceRecord)
 
 Result = tuple[ContractState, tuple[ev.Derived, ...]]
 NOTHING: tuple[ev.Derived, ...] = ()
@@ -121,7 +126,7 @@ def _unit_key(unit: str) -> str:
 
 
 def _bump(s: ContractState, **changes: Any) -> ContractState:
-    return evolve(s, version=s.version + 1, **changes)
+    return _evolve_state(s, version=s.version + 1, **changes)
 
 
 def _check_met(
@@ -240,7 +245,8 @@ def _scheduled(
         raise _reject(e, "cumulative_target", f"at most the commitment's target {c.target}",
                       str(e.cumulative_target))
     ids = (*old.event_ids, e.event_id) if old else (e.event_id,)
-    m = Milestone(e.milestone_id, e.measure, e.due, e.cumulative_target, "scheduled", ids)
+    m = _new_milestone(e.milestone_id, e.measure, e.due, e.cumulative_target, "scheduled", ids,
+                       None)
     s = _bump(s, milestones={**s.milestones, e.milestone_id: m})
     if s.as_of is not None:  # scheduled after its due date: judge it now
         s, out = _evaluate_milestones(s, e.event_id, s.as_of, policy)
@@ -268,11 +274,8 @@ def _submitted(s: ContractState, e: ev.EvidenceSubmitted, cat: Catalogue, _: Pol
     if e.period_end > e.occurred_at.date():  # delivery is reported once it has happened
         raise _reject(e, "period_end", f"not after the submission date {e.occurred_at.date()}",
                       e.period_end.isoformat())
-    rec = EvidenceRecord(
-        evidence_id=e.evidence_id, measure=e.measure, quantity=e.quantity,
-        period_start=e.period_start, period_end=e.period_end, status="submitted",
-        submitted_by=e.actor, submitted_at=e.occurred_at, event_ids=(e.event_id,),
-    )
+    rec = _new_record(e.evidence_id, e.measure, e.quantity, e.period_start, e.period_end,
+                      "submitted", e.actor, e.occurred_at, (e.event_id,), "", None, "")
     last = s.last_evidence_at
     out: tuple[ev.Derived, ...] = NOTHING
     cadence = timedelta(days=terms.reporting_cadence_days)
@@ -307,8 +310,9 @@ def _decide(
                       f"{e.evidence_id} ({rec.status})")
     q = rec.quantity
     was_claimed, was_verified = rec.counts_as_claimed, rec.status == "verified"
-    new = evolve(rec, status=to, decided_by=e.actor, decided_at=e.occurred_at, reason=reason,
-                  event_ids=(*rec.event_ids, e.event_id))
+    new = _new_record(rec.evidence_id, rec.measure, q, rec.period_start, rec.period_end, to,
+                      rec.submitted_by, rec.submitted_at, (*rec.event_ids, e.event_id),
+                      e.actor, e.occurred_at, reason)
     d_claimed = (q if new.counts_as_claimed else 0) - (q if was_claimed else 0)
     d_verified = (q if to == "verified" else 0) - (q if was_verified else 0)
     totals = s.totals_for(rec.measure).add(Decimal(d_claimed), Decimal(d_verified))
@@ -419,9 +423,11 @@ def _ratings(s: ContractState, e: ev.ClockTicked, terms: Terms, basis: date,
              policy: Policy, out: list[ev.Derived]) -> ContractState:
     """Each KPI's rating as at ``basis``; a change from a previous rating is announced."""
     ratings = dict(s.ratings)
+    by_measure: dict[str, list[tuple[date, Decimal]]] = {}  # in the milestones' order
+    for ms in s.milestones.values():
+        by_measure.setdefault(ms.measure, []).append((ms.due, ms.cumulative_target))
     for m, c in sorted(s.commitments.items()):
-        points = [(ms.due, ms.cumulative_target) for ms in s.milestones.values()
-                  if ms.measure == m]
+        points = by_measure.get(m, [])
         expected = expected_by(c.target, terms.start, terms.end, points, basis)
         verified = s.totals_for(m).verified
         rating = rating_for(verified, expected, policy.rating)
