@@ -124,9 +124,13 @@ def main() -> None:
         try:
             t0 = time.time()
             shown = 0.0
+            restarts = 0
             while (n := read_progress([progress])[0]["n"]) < args.events:
-                if not worker.alive:
-                    raise SystemExit(f"the worker exited; see {worker.log_path}")
+                if not worker.alive:  # the rebalance watchdog ended it: start it again,
+                    restarts += 1      # as a supervisor would (its RSS starts again too)
+                    print(f"  the worker exited ({worker.proc.returncode}); starting it again")
+                    worker = Child("live", [sys.executable, AGENTS, "live", str(progress)],
+                                   s.to_env(), tmp / f"worker-{restarts}.log")
                 if time.time() - shown > 30:
                     last = sampler.samples[-1][2] if sampler.samples else 0
                     print(f"  {n:,} of {args.events:,} journalled; worker RSS {last:.0f} MB",
@@ -137,7 +141,8 @@ def main() -> None:
             pid = read_progress([progress])[0]["pid"]
             after_load = rss_mb(pid)
             print(f"{args.events:,} events journalled in {load_s:.0f} s; "
-                  f"worker RSS {after_load:.0f} MB (target ≤ 500 MB)")
+                  f"worker RSS {after_load:.0f} MB (target ≤ 500 MB); worker restarts "
+                  f"{restarts}")
             soak_start = time.time()
             soak = top_up(cids, int(args.soak_rate * args.soak_seconds), rng, "soak-")
             for i, e in enumerate(soak):
@@ -165,6 +170,7 @@ def main() -> None:
           f"{min(soak_rss):.0f}-{max(soak_rss):.0f} MB, slope {slope:+.2f} MB/min; "
           f"at the end {end_rss:.0f} MB")
     record_result("memory", {"events": args.events, "contracts": len(cids),
+                             "worker_restarts": restarts,
                              "load_seconds": round(load_s), "rss_after_load_mb": round(after_load),
                              "soak_seconds": args.soak_seconds, "soak_rate": args.soak_rate,
                              "soak_rss_min_mb": round(min(soak_rss)),

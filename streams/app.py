@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from functools import partial
@@ -42,6 +43,7 @@ def backoff(attempt: int) -> float:
 
 
 REWIND_AGAIN = 10.0  # seconds before a rewind whose first record has not come is repeated
+STUCK_EXIT = 70  # the worker's exit status when a rebalance never finished (restart it)
 
 
 class StateStore(Protocol):
@@ -110,6 +112,7 @@ class Pipeline:
         self.processed = 0
         self.next_offset: dict[int, int] = {}  # events partition -> next offset to apply
         self.rewinding: dict[int, tuple[int, float]] = {}  # partition -> (from, when)
+        self.revoked_at: float | None = None  # loop time of a rebalance not finished yet
 
     async def _run(self, fn: Callable[..., R], *args: Any) -> R:
         return await asyncio.get_running_loop().run_in_executor(None, partial(fn, *args))
@@ -155,6 +158,7 @@ class Pipeline:
         self.checked.difference_update(gone)
         for c in gone:
             del self.partition_of[c]
+        self.revoked_at = None  # assigned again: the rebalance finished
         out: dict[Any, int] = {}
         for tp, offset in committed.items():
             if tp.topic != self.settings.events_topic:
@@ -363,6 +367,18 @@ class Pipeline:
         return len(contract_ids)
 
 
+def exit_if_stuck(pipeline: Pipeline, settings: Settings, now: float) -> None:
+    """End the process when a rebalance begun longer than
+    ``settings.stuck_rebalance_seconds`` ago has not finished (see the watchdog timer)."""
+    since = pipeline.revoked_at
+    if since is not None and now - since > settings.stuck_rebalance_seconds:
+        log.critical("the rebalance begun %.0f s ago has not finished; exiting so the worker "
+                     "is started again", now - since)
+        for handler in logging.getLogger().handlers:  # the reason reaches the log
+            handler.flush()
+        os._exit(STUCK_EXIT)
+
+
 def shorten_fetch_wait(max_wait_ms: int) -> None:
     """Make Faust's consumer ask the broker to hold a fetch at most ``max_wait_ms``.
 
@@ -552,6 +568,20 @@ def build_app(settings: Settings, repo: Repository, *, store: StateStore | None 
     @app.on_partitions_revoked.connect
     async def _revoked(*_: Any, **__: Any) -> None:
         pipeline.forget()
+        pipeline.revoked_at = asyncio.get_running_loop().time()
+
+    @app.on_partitions_assigned.connect
+    async def _assigned(*_: Any, **__: Any) -> None:
+        pipeline.revoked_at = None  # the rebalance finished (with or without partitions)
+
+    # Under sustained load on the embedded broker a worker was seen to lose its group
+    # membership (UnknownMemberIdError) and never finish rejoining, every thread idle
+    # (known in aiokafka and Faust). A rebalance that has not finished after
+    # ``settings.stuck_rebalance_seconds`` ends the process, as a crash would (nothing is
+    # lost: journal and positions are in the database); its supervisor starts it again.
+    @app.timer(interval=5.0)
+    async def rebalance_watchdog() -> None:
+        exit_if_stuck(pipeline, settings, asyncio.get_running_loop().time())
 
     resume_from_applied(app, pipeline)
     app.svmon_agent = fold_contract_events  # type: ignore[attr-defined]

@@ -47,8 +47,17 @@ def _embedded_endpoint(settings: Settings) -> tuple[str, int] | None:
 
 
 def _check(children: list[Any]) -> None:
-    for c in children:
+    from infra.processes import Child
+    from streams.app import STUCK_EXIT
+
+    for i, c in enumerate(children):
         if not c.alive:
+            if c.name == "worker" and c.proc.returncode == STUCK_EXIT:
+                click.echo(f"worker   its rebalance never finished; starting it again "
+                           f"(see {c.log_path})")
+                c.stop()
+                children[i] = Child(c.name, c.argv, c.env, c.log_path)
+                continue
             raise click.ClickException(f"the {c.name} stopped unexpectedly "
                                        f"(exit {c.proc.returncode}); see {c.log_path}")
 

@@ -9,6 +9,7 @@
 | ``SVMON_TICK_SECONDS`` | ``60`` | how often the clock puts time on each contract's log |
 | ``SVMON_BATCH_SIZE`` | ``500`` | most events the worker folds and writes in one transaction |
 | ``SVMON_BATCH_SECONDS`` | ``0.1`` | longest the worker waits to fill a batch |
+| ``SVMON_STUCK_REBALANCE_SECONDS`` | ``60`` | a longer rebalance ends the worker (status 70) |
 | ``SVMON_CATALOGUE`` | (none) | extra catalogue files (CSV/XLSX), separated by ``:`` |
 | ``SVMON_TOPIC_PREFIX`` | ``svmon`` | prefix of the three topics |
 | ``SVMON_SMTP_URL`` | (none: no email) | ``smtp://user:password@host:port?starttls=1`` |
@@ -45,6 +46,7 @@ class Settings:
     batch_size: int = 500
     batch_seconds: float = 0.1
     session_timeout: float = 8.0
+    stuck_rebalance_seconds: float = 60.0  # a worker whose rebalance takes longer exits
     fetch_max_wait_ms: int = 100  # how long the broker may hold a fetch (latency bound)
     catalogue_files: tuple[str, ...] = field(default_factory=tuple)
     log_level: str = "info"
@@ -94,6 +96,7 @@ class Settings:
                 "SVMON_TICK_SECONDS": str(self.tick_seconds),
                 "SVMON_BATCH_SIZE": str(self.batch_size),
                 "SVMON_BATCH_SECONDS": str(self.batch_seconds),
+                "SVMON_STUCK_REBALANCE_SECONDS": str(self.stuck_rebalance_seconds),
                 "SVMON_TOPIC_PREFIX": self.topic_prefix, "SVMON_APP_ID": self.app_id,
                 "SVMON_CATALOGUE": os.pathsep.join(self.catalogue_files),
                 "SVMON_LOG_LEVEL": self.log_level, "SVMON_SMTP_URL": self.smtp_url,
@@ -123,6 +126,8 @@ class Settings:
             tick_seconds=float(e.get("SVMON_TICK_SECONDS", cls.tick_seconds)),
             batch_size=int(e.get("SVMON_BATCH_SIZE", cls.batch_size)),
             batch_seconds=float(e.get("SVMON_BATCH_SECONDS", cls.batch_seconds)),
+            stuck_rebalance_seconds=float(e.get("SVMON_STUCK_REBALANCE_SECONDS",
+                                                cls.stuck_rebalance_seconds)),
             catalogue_files=tuple(p for p in e.get("SVMON_CATALOGUE", "").split(os.pathsep)
                                   if p),
             log_level=e.get("SVMON_LOG_LEVEL", cls.log_level),

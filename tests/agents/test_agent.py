@@ -244,3 +244,25 @@ def test_resume_points_take_the_earlier_of_broker_and_database(
     got = run(p.resume_points({TP(topic, 0): 50, TP(topic, 1): 3, TP(topic, 2): 7,
                                  TP(topic, 3): None, TP("other", 0): 5}))
     assert got == {TP(topic, 0): 42, TP(topic, 1): 3, TP(topic, 2): 0, TP(topic, 3): 0}
+
+
+def test_a_rebalance_that_never_finishes_ends_the_worker(harness: Harness,
+                                                         monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    """The watchdog: a worker whose rebalance has not finished after
+    ``stuck_rebalance_seconds`` exits with STUCK_EXIT (for its supervisor to restart),
+    and one whose rebalance finished, or never began, goes on."""
+    import streams.app as app_module
+
+    exits: list[int] = []
+    monkeypatch.setattr(app_module.os, "_exit", exits.append)
+    p, s = harness.pipeline, harness.pipeline.settings
+    app_module.exit_if_stuck(p, s, now=1000.0)
+    assert exits == []  # no rebalance under way
+    p.revoked_at = 1000.0
+    app_module.exit_if_stuck(p, s, now=1000.0 + s.stuck_rebalance_seconds - 1)
+    assert exits == []  # not yet
+    app_module.exit_if_stuck(p, s, now=1000.0 + s.stuck_rebalance_seconds + 1)
+    assert exits == [app_module.STUCK_EXIT]
+    asyncio.run(p.resume_points({}))  # an assignment ends the rebalance
+    assert p.revoked_at is None
