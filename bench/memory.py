@@ -104,7 +104,7 @@ def main() -> None:
     events = generate(seed=41, today=TODAY, contracts=args.contracts)[:args.events]
     cids = sorted({e.contract_id for e in events})
     events += top_up(cids, args.events - len(events), rng, "top-")
-    progress = tmp / "progress.json"
+    progress = tmp / "progress-0.json"  # one file per worker started: their sum counts
     with EmbeddedBroker(port=free_port(), log_path=tmp / "broker.log") as broker:
         s = Settings.from_env().with_(
             broker_url=broker.url, data_dir=tmp, database_url="", app_id="bench-memory",
@@ -125,10 +125,14 @@ def main() -> None:
             t0 = time.time()
             shown = 0.0
             restarts = 0
-            while (n := read_progress([progress])[0]["n"]) < args.events:
+            files = [progress]
+            while (n := sum(p["n"] for p in read_progress(files))) < args.events:
                 if not worker.alive:  # the rebalance watchdog ended it: start it again,
                     restarts += 1      # as a supervisor would (its RSS starts again too)
                     print(f"  the worker exited ({worker.proc.returncode}); starting it again")
+                    progress = tmp / f"progress-{restarts}.json"
+                    files.append(progress)
+                    sampler.progress = progress
                     worker = Child("live", [sys.executable, AGENTS, "live", str(progress)],
                                    s.to_env(), tmp / f"worker-{restarts}.log")
                 if time.time() - shown > 30:

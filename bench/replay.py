@@ -34,6 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import record_result
 from infra.broker import EmbeddedBroker, free_port
 from streams.client import publish
 from streams.processor import Record, process
@@ -163,6 +164,11 @@ def main() -> None:
     print(f"{f'replay from topic, {cores} processes':<28}{topic:>12,.0f} events/s   "
           f"{topic / raw:6.3f} × raw (target ≥ 0.2)")
     print(f"{'replay from journal':<28}{journal:>12,.0f} events/s   {journal / raw:6.3f} × raw")
+    record_result("replay", {"events": len(events), "contracts": args.contracts,
+                             "raw_events_s": round(raw), "topic_1p_events_s": round(one),
+                             "topic_events_s": round(topic), "processes": cores,
+                             "topic_vs_raw": round(topic / raw, 3),
+                             "journal_events_s": round(journal)})
 
 
 if __name__ == "__main__":
