@@ -97,7 +97,6 @@ ROLES = {"noop": noop, "table": table, "live": live}
 
 
 def main() -> None:
-    sys.setswitchinterval(0.001)  # as streams/worker.py does
     role, path = sys.argv[1], Path(sys.argv[2])
     settings = Settings.from_env()
     app = ROLES[role](settings, Progress(path))
