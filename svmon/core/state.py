@@ -135,8 +135,8 @@ def evolve(obj: T, **changes: Any) -> T:
 
 
 # ------------------------------------------------------------------ JSON codec
-# The state is stored in a Faust table and in snapshots; it is written as plain
-# JSON (never pickle: a changelog is readable by anyone with topic access).
+# A portable form of the state for tools and tests: plain JSON, never pickle (the
+# worker keeps states in memory and rebuilds them from the journal, not from this).
 
 
 def _enc(value: Any) -> Any:
