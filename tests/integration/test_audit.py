@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import uuid
 from datetime import UTC, date, datetime
 from itertools import pairwise
@@ -254,3 +255,12 @@ def test_replay_from_topic_agrees_with_journal_and_live(settings: Settings,
     assert compare(from_topic, repo.live_totals(),
                    repo.expected_totals(from_topic.states.values()),
                    repo.open_alert_identities()) == []
+    # The scan ends at the high watermark the fetches report, not on idle polls: with
+    # an idle rule that never fires it still ends, having read every record.
+    read: list[int] = []
+    scan = threading.Thread(target=lambda: read.append(sum(1 for _ in topic_events(
+        settings.bootstrap, settings.events_topic, idle_polls=10**9, poll_ms=50))),
+        daemon=True)
+    scan.start()
+    scan.join(60)
+    assert read == [len(events)]
