@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select, tuple_, update
+from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from models.keys import journalled
+from models.keys import journalled, reviews
 from models.repository import Repository, T
 from models.tables import (
     ApiToken,
@@ -316,7 +316,7 @@ class IngestStore:
         """Received events on these contracts (or sent by ``submitted_by``, which covers
         contracts the worker has not registered yet), newest first, with the evidence's
         review status where the event concerns evidence."""
-        t, e = T(InboxRow), T(EvidenceRow)
+        t = T(InboxRow)
         if not contract_ids and not submitted_by:
             return []
         q = select(t).where(or_(t.c.contract_id.in_(list(contract_ids)),
@@ -331,12 +331,7 @@ class IngestStore:
             for r in rows:
                 r["data"] = json.loads(r.pop("payload"))["data"]
             wanted = {(r["contract_id"], r["data"].get("evidence_id")) for r in rows}
-            wanted = sorted(k for k in wanted if isinstance(k[1], str))
-            status = {}
-            for i in range(0, len(wanted), 500):
-                for r in conn.execute(select(e).where(tuple_(e.c.contract_id, e.c.evidence_id)
-                                                      .in_(wanted[i:i + 500]))).mappings():
-                    status[(r["contract_id"], r["evidence_id"])] = r
+            status = reviews(conn, [k for k in wanted if isinstance(k[1], str)])
         out = []
         for r in rows:
             data = r["data"]

@@ -1,7 +1,8 @@
 """Many (contract id, event id) keys looked up at once, each through the unique index.
 
 The worker asks, for every batch, which of its events were journalled or refused before
-(the event-id gate), and the API asks the same of every request. SQLAlchemy's
+(the event-id gate), and the API asks the same of every request and the review of the
+evidence on each page of a supplier's submissions. SQLAlchemy's
 ``tuple_(contract_id, event_id).in_(keys)`` reads well but makes SQLite scan the whole
 table (a row-value IN does not use the index), so each batch cost time in proportion
 to the journal's length; a ``VALUES`` construct is recompiled for every batch, and a
@@ -18,7 +19,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Connection, Row, RowMapping
+
+from models.tables import EvidenceRow
 
 Key = tuple[str, str]
 
@@ -39,6 +42,17 @@ REFUSED = {
                        "FROM unnest(CAST(:c AS text[]), CAST(:e AS text[])) AS k(c, e) "
                        "JOIN dead_letter AS x ON x.contract_id = k.c AND x.event_id = k.e "
                        "WHERE x.error = 'RejectedEvent'"),
+}
+_REVIEW = ("contract_id", "evidence_id", "status", "decided_by", "decided_at", "reason")
+_COLUMNS = [EvidenceRow.__table__.c[n] for n in _REVIEW]  # type: ignore[attr-defined]
+REVIEWED = {  # keys here are (contract id, evidence id)
+    "sqlite": text(f"SELECT {', '.join('x.' + n for n in _REVIEW)} FROM json_each(:keys) AS k "
+                   "JOIN evidence AS x ON x.contract_id = json_extract(k.value, '$[0]') "
+                   "AND x.evidence_id = json_extract(k.value, '$[1]')").columns(*_COLUMNS),
+    "postgresql": text(f"SELECT {', '.join('x.' + n for n in _REVIEW)} "
+                       "FROM unnest(CAST(:c AS text[]), CAST(:e AS text[])) AS k(c, e) "
+                       "JOIN evidence AS x ON x.contract_id = k.c AND x.evidence_id = k.e"
+                       ).columns(*_COLUMNS),
 }
 CHUNK = 2000  # keys a statement
 
@@ -67,3 +81,9 @@ def journalled(conn: Connection, keys: Sequence[Key]) -> dict[Key, str]:
 def refused(conn: Connection, keys: Sequence[Key]) -> set[Key]:
     """Those of ``keys`` whose event the fold refused for good (``RejectedEvent``)."""
     return {(r.contract_id, r.event_id) for r in _run(conn, REFUSED, keys)}
+
+
+def reviews(conn: Connection, keys: Sequence[Key]) -> dict[Key, RowMapping]:
+    """The review of each piece of evidence among ``keys`` (contract id, evidence id)
+    that the worker has recorded: status, decided by, decided at, reason."""
+    return {(r.contract_id, r.evidence_id): r._mapping for r in _run(conn, REVIEWED, keys)}

@@ -457,24 +457,24 @@ def resume_from_applied(app: faust.App, pipeline: Pipeline) -> None:
 M_ARENA_MAX = -8  # glibc's mallopt parameter number
 
 
-def fewer_malloc_arenas(arenas: int = 2) -> None:
+def fewer_malloc_arenas(arenas: int = 2) -> bool:
     """Cap glibc's malloc arenas for this process (what ``MALLOC_ARENA_MAX=2`` does).
 
     glibc gives threads that allocate their own arenas, up to eight per core, and each
     keeps the memory freed in it. The worker's fold and writes run on executor
     threads and build large short-lived dicts there, so the freed space was spread
     over many arenas: after 1M events (bench/memory.py) the worker's RSS was 501 MB
-    with the default and 468 MB with two arenas, for the same state. Does nothing
-    where the C library is not glibc.
+    with the default and 468 MB with two arenas, for the same state. Returns whether
+    the limit was set (False where the C library is not glibc).
     """
     import ctypes
     import ctypes.util
 
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(M_ARENA_MAX, arenas)
+        return bool(libc.mallopt(M_ARENA_MAX, arenas))
     except (OSError, AttributeError):
-        pass
+        return False
 
 
 def faust_app(settings: Settings, **overrides: Any) -> faust.App:

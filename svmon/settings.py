@@ -8,7 +8,7 @@
 | ``SVMON_PARTITIONS`` | ``4`` | partitions of the contract-events topic |
 | ``SVMON_TICK_SECONDS`` | ``60`` | how often the clock puts time on each contract's log |
 | ``SVMON_BATCH_SIZE`` | ``500`` | most events the worker folds and writes in one transaction |
-| ``SVMON_BATCH_SECONDS`` | ``0.1`` | longest the worker waits to fill a batch |
+| ``SVMON_BATCH_SECONDS`` | ``0.1`` | longest an event waits for its batch to fill |
 | ``SVMON_STUCK_REBALANCE_SECONDS`` | ``60`` | a longer rebalance ends the worker (status 70) |
 | ``SVMON_CATALOGUE`` | (none) | extra catalogue files (CSV/XLSX), separated by ``:`` |
 | ``SVMON_TOPIC_PREFIX`` | ``svmon`` | prefix of the three topics |

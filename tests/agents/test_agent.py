@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import platform
+import subprocess
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -266,3 +269,36 @@ def test_a_rebalance_that_never_finishes_ends_the_worker(harness: Harness,
     assert exits == [app_module.STUCK_EXIT]
     asyncio.run(p.resume_points({}))  # an assignment ends the rebalance
     assert p.revoked_at is None
+
+
+
+ARENAS = """
+import ctypes, sys, threading
+from streams.app import fewer_malloc_arenas
+if sys.argv[1] == "cap":
+    fewer_malloc_arenas(2)
+keep = []
+def work():  # lists of 1,000 items: their arrays come from malloc, in the thread's arena
+    keep.extend([0] * 1000 for _ in range(500))
+threads = [threading.Thread(target=work) for _ in range(8)]
+for t in threads:
+    t.start()
+    t.join()
+libc = ctypes.CDLL("libc.so.6")
+libc.fopen.restype = ctypes.c_void_p
+out = ctypes.c_void_p(libc.fopen(sys.argv[2].encode(), b"w"))
+libc.malloc_info(0, out)
+libc.fclose(out)
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc arenas are glibc's")
+def test_the_worker_caps_glibc_malloc_arenas(tmp_path: Path) -> None:
+    def heaps(mode: str) -> int:
+        report = tmp_path / f"{mode}.xml"
+        subprocess.run([sys.executable, "-c", ARENAS, mode, str(report)], check=True,
+                       cwd=Path(__file__).resolve().parents[2])
+        return report.read_text().count("<heap nr=")
+
+    assert heaps("default") > 2  # eight threads that allocate get arenas of their own
+    assert heaps("cap") <= 2

@@ -22,6 +22,7 @@ from models.tables import AlertRow, ContractRow, EvidenceRow, MeasureTotalRow, M
 from streams.processor import Record, decode_all, process
 from svmon.bootstrap import init_database
 from svmon.catalogue_files import load_catalogue
+from svmon.core import events as ev
 from svmon.core.errors import InvalidInput
 from svmon.core.fold import fold_all
 from svmon.core.idempotence import key_of
@@ -128,6 +129,21 @@ def test_key_lookup_finds_exactly_the_journalled_keys(database_url: str, tmp_pat
         assert all(p.startswith("{") for p in found.values())
         assert keys.journalled(conn, []) == {}
         assert keys.refused(conn, known) == set()
+    # the review of each piece of evidence, as the evidence table holds it
+    decided = {(e.contract_id, e.evidence_id): e for e in events
+               if isinstance(e, ev.EvidenceVerified | ev.EvidenceRejected)}
+    submitted = [(e.contract_id, e.evidence_id) for e in events
+                 if isinstance(e, ev.EvidenceSubmitted)]
+    with repo.engine.connect() as conn:
+        reviewed = keys.reviews(conn, [*submitted, ("C-999", "x")])
+    assert set(reviewed) == set(submitted)
+    for k, e in decided.items():
+        r = reviewed[k]
+        assert (r["status"], r["decided_by"]) == (
+            "verified" if isinstance(e, ev.EvidenceVerified) else "rejected", e.actor)
+        assert r["decided_at"] == e.occurred_at  # typed as the table's column, not text
+    assert decided and all(r["status"] == "submitted"
+                           for k, r in reviewed.items() if k not in decided)
 
 
 def test_key_lookup_uses_the_index_on_sqlite(tmp_path: Path) -> None:
@@ -135,7 +151,10 @@ def test_key_lookup_uses_the_index_on_sqlite(tmp_path: Path) -> None:
     with repo.engine.connect() as conn:
         plan = " ".join(str(r) for r in conn.execute(
             text("EXPLAIN QUERY PLAN " + keys.JOURNALLED["sqlite"].text), {"keys": "[]"}))
+        reviews = " ".join(str(r) for r in conn.execute(
+            text("EXPLAIN QUERY PLAN " + keys.REVIEWED["sqlite"].element.text), {"keys": "[]"}))
     assert "SEARCH" in plan and "USING INDEX" in plan and "SCAN journal" not in plan
+    assert "SEARCH" in reviews and "INDEX" in reviews and "SCAN evidence" not in reviews
 
 
 def test_wal_is_checkpointed_beside_the_commits(tmp_path: Path) -> None:
