@@ -25,29 +25,45 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 
-async def lingering_batches(stream: Any, max_size: int, linger: float
-                            ) -> AsyncIterator[list[Any]]:
+def lingering_batches(stream: Any, max_size: int, linger: float) -> AsyncIterator[list[Any]]:
+    """Batches of ``stream``'s events (not acknowledged); see the module's docstring."""
+    if max_size < 1 or linger <= 0:
+        raise ValueError(f"a batch needs max_size >= 1 and linger > 0, not {max_size}, "
+                         f"{linger}")
+    batches = _batches(stream, max_size, linger)
+    # registered as Faust registers its own take(): stopping the stream closes it
+    stream._active_agens.add(batches)
+    return batches
+
+
+async def _batches(stream: Any, max_size: int, linger: float) -> AsyncIterator[list[Any]]:
     loop = asyncio.get_running_loop()
     buffer: list[Any] = []
     ready = asyncio.Event()  # a batch may go: full, or its oldest event waited long enough
     room = asyncio.Event()  # the buffer has room again
     room.set()
     timer: asyncio.TimerHandle | None = None
+    closed = False  # the batches ended while the stream goes on (an error in the caller)
 
     async def collect(value: Any) -> Any:
         nonlocal timer
-        while len(buffer) >= max_size:  # hold the stream until the batch is taken
-            room.clear()
-            if await stream.wait_for_stopped(room):
+        try:
+            while len(buffer) >= max_size and not closed:  # hold the stream until taken
+                room.clear()
+                if await stream.wait_for_stopped(room):
+                    return value  # not buffered, not acknowledged: it comes again
+            if closed:
                 return value
-        event = stream.current_event
-        if event is None:
-            raise RuntimeError("a stream value arrived without its event")
-        buffer.append(event)
-        if len(buffer) == 1:  # the oldest event of the next batch: its wait starts now
-            timer = loop.call_later(linger, ready.set)
-        if len(buffer) >= max_size:
-            ready.set()
+            event = stream.current_event
+            if event is None:
+                raise RuntimeError("a stream value arrived without its event")
+            buffer.append(event)
+            if len(buffer) == 1:  # the oldest event of the next batch: its wait starts now
+                timer = loop.call_later(linger, ready.set)
+            if len(buffer) >= max_size:
+                ready.set()
+        except Exception as exc:  # a failing processor would end the drain silently
+            await stream.crash(exc)
         return value
 
     acks = stream.enable_acks
@@ -70,8 +86,12 @@ async def lingering_batches(stream: Any, max_size: int, linger: float
             if batch:
                 yield batch
     finally:
+        closed = True  # anything buffered now is never acknowledged: it comes again
+        buffer.clear()
+        room.set()
         if timer is not None:
             timer.cancel()
-        stream.enable_acks = acks
-        stream._processors.remove(collect)
-        room.set()
+        if collect in stream._processors:
+            stream._processors.remove(collect)
+        if stream.should_stop:  # a stream that goes on keeps acknowledging nothing
+            stream.enable_acks = acks

@@ -278,11 +278,15 @@ from streams.app import fewer_malloc_arenas
 if sys.argv[1] == "cap":
     fewer_malloc_arenas(2)
 keep = []
+together = threading.Barrier(8)
 def work():  # lists of 1,000 items: their arrays come from malloc, in the thread's arena
+    together.wait()  # all alive at once: an exited thread's arena would be reused
     keep.extend([0] * 1000 for _ in range(500))
+    together.wait()
 threads = [threading.Thread(target=work) for _ in range(8)]
 for t in threads:
     t.start()
+for t in threads:
     t.join()
 libc = ctypes.CDLL("libc.so.6")
 libc.fopen.restype = ctypes.c_void_p

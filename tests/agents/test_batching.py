@@ -7,6 +7,7 @@ import asyncio
 from typing import Any
 
 import faust
+import pytest
 
 from streams.batching import lingering_batches
 
@@ -22,6 +23,7 @@ def _agent(max_size: int, linger: float, work_seconds: float = 0.0
     async def batches(stream: Any) -> Any:
         async for events in lingering_batches(stream, max_size, linger):
             taken = asyncio.get_running_loop().time()
+            assert not any(e.message.acked for e in events)  # the caller acknowledges
             await asyncio.sleep(work_seconds)
             for e in events:
                 await stream.ack(e)
@@ -30,6 +32,10 @@ def _agent(max_size: int, linger: float, work_seconds: float = 0.0
             yield len(events)
 
     return batches, seen
+
+
+def _now() -> float:
+    return asyncio.get_running_loop().time()
 
 
 async def _until(pred: Any, timeout: float = 10.0) -> None:
@@ -90,3 +96,64 @@ def test_events_that_waited_during_a_write_go_as_soon_as_it_ends() -> None:
     # linger, so its batch went straight away (allowing generous scheduling noise)
     assert second_taken - first_done < linger / 2
 
+
+
+def test_a_batch_goes_at_its_first_event_plus_the_linger_even_while_events_trickle() -> None:
+    linger = 0.3
+    agent, seen = _agent(max_size=500, linger=linger)
+    first_put = 0.0
+
+    async def run() -> None:
+        nonlocal first_put
+        async with agent.test_context() as a:
+            first_put = _now()
+            for i in range(12):  # one every linger / 3 for 1.2 s: never a quiet moment
+                await a.put(i, wait=False)
+                await asyncio.sleep(linger / 3)
+            await _until(lambda: sum(len(v) for v, _, _ in seen) == 12)
+
+    asyncio.run(run())
+    (values, taken, _), *_ = seen
+    assert values[0] == 0 and len(values) < 12
+    assert taken - first_put < linger + 0.15  # not held back by the later arrivals
+    assert [v for values, _, _ in seen for v in values] == list(range(12))
+
+
+def test_an_event_that_came_shortly_before_a_write_ended_still_waits_its_linger() -> None:
+    linger, work = 0.5, 1.0
+    agent, seen = _agent(max_size=500, linger=linger, work_seconds=work)
+
+    async def run() -> None:
+        async with agent.test_context() as a:
+            await a.put(1, wait=False)
+            await asyncio.sleep(linger + work - 0.2)  # 0.2 s before the write ends
+            await a.put(2, wait=False)
+            await _until(lambda: len(seen) == 2, timeout=20)
+
+    asyncio.run(run())
+    (_, _, first_done), (second, second_taken, _) = seen
+    assert second == [2]
+    # it arrived about 0.2 s before the write ended, so it went about 0.3 s after:
+    # neither at once nor a whole linger after the write
+    assert 0.1 < second_taken - first_done < linger - 0.05
+
+
+def test_more_than_a_batch_arriving_during_a_write_is_cut_at_max_size() -> None:
+    agent, seen = _agent(max_size=3, linger=0.05, work_seconds=0.5)
+
+    async def run() -> None:
+        async with agent.test_context() as a:
+            await a.put(0, wait=False)
+            await asyncio.sleep(0.15)  # the first batch is being written
+            for i in range(1, 11):
+                await a.put(i, wait=False)
+            await _until(lambda: sum(len(v) for v, _, _ in seen) == 11, timeout=20)
+
+    asyncio.run(run())
+    assert all(len(values) <= 3 for values, _, _ in seen)
+    assert [v for values, _, _ in seen for v in values] == list(range(11))
+
+
+def test_a_batch_size_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="max_size"):
+        lingering_batches(object(), 0, 0.1)
