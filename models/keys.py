@@ -46,10 +46,12 @@ REFUSED = {
 _REVIEW = ("contract_id", "evidence_id", "status", "decided_by", "decided_at", "reason")
 _COLUMNS = [EvidenceRow.__table__.c[n] for n in _REVIEW]  # type: ignore[attr-defined]
 REVIEWED = {  # keys here are (contract id, evidence id)
-    "sqlite": text(f"SELECT {', '.join('x.' + n for n in _REVIEW)} FROM json_each(:keys) AS k "
+    "sqlite": text("SELECT x.contract_id, x.evidence_id, x.status, x.decided_by, "
+                   "x.decided_at, x.reason FROM json_each(:keys) AS k "
                    "JOIN evidence AS x ON x.contract_id = json_extract(k.value, '$[0]') "
                    "AND x.evidence_id = json_extract(k.value, '$[1]')").columns(*_COLUMNS),
-    "postgresql": text(f"SELECT {', '.join('x.' + n for n in _REVIEW)} "
+    "postgresql": text("SELECT x.contract_id, x.evidence_id, x.status, x.decided_by, "
+                       "x.decided_at, x.reason "
                        "FROM unnest(CAST(:c AS text[]), CAST(:e AS text[])) AS k(c, e) "
                        "JOIN evidence AS x ON x.contract_id = k.c AND x.evidence_id = k.e"
                        ).columns(*_COLUMNS),
