@@ -271,7 +271,6 @@ def test_a_rebalance_that_never_finishes_ends_the_worker(harness: Harness,
     assert p.revoked_at is None
 
 
-
 ARENAS = """
 import ctypes, sys, threading
 from streams.app import fewer_malloc_arenas

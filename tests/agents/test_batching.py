@@ -22,13 +22,12 @@ def _agent(max_size: int, linger: float, work_seconds: float = 0.0
     @app.agent()
     async def batches(stream: Any) -> Any:
         async for events in lingering_batches(stream, max_size, linger):
-            taken = asyncio.get_running_loop().time()
+            taken = _now()
             assert not any(e.message.acked for e in events)  # the caller acknowledges
             await asyncio.sleep(work_seconds)
             for e in events:
                 await stream.ack(e)
-            seen.append(([e.value for e in events], taken,
-                         asyncio.get_running_loop().time()))
+            seen.append(([e.value for e in events], taken, _now()))
             yield len(events)
 
     return batches, seen
@@ -76,26 +75,35 @@ def test_a_lone_event_goes_once_it_has_waited_the_linger() -> None:
     assert [values for values, _, _ in seen] == [[1], [2, 3]]
 
 
-def test_events_that_waited_during_a_write_go_as_soon_as_it_ends() -> None:
-    # Faust's noack_take would wait the whole window again after the write; here the
-    # window counts from the event's arrival, which was long before the write ended.
-    linger, work = 0.5, 1.5
+def _gap_after_a_write(linger: float, work: float, second_at: float
+                       ) -> tuple[list[int], list[int], float]:
+    """Event 1, then event 2 ``second_at`` seconds later, while event 1's batch is being
+    written for ``work`` seconds: both batches, and how long after that write ended
+    the second batch was taken."""
     agent, seen = _agent(max_size=500, linger=linger, work_seconds=work)
 
     async def run() -> None:
         async with agent.test_context() as a:
             await a.put(1, wait=False)
-            await asyncio.sleep(linger + 0.2)  # its batch went at 0.5 s; written until 2 s
+            await asyncio.sleep(second_at)
             await a.put(2, wait=False)
             await _until(lambda: len(seen) == 2, timeout=20)
 
     asyncio.run(run())
     (first, _, first_done), (second, second_taken, _) = seen
+    return first, second, second_taken - first_done
+
+
+def test_events_that_waited_during_a_write_go_as_soon_as_it_ends() -> None:
+    # Faust's noack_take would wait the whole window again after the write; here the
+    # window counts from the event's arrival, which was long before the write ended.
+    linger = 0.5
+    # its batch went at 0.5 s and is written until 2 s
+    first, second, gap = _gap_after_a_write(linger, work=1.5, second_at=linger + 0.2)
     assert first == [1] and second == [2]
     # the second event had waited about 1.3 s when the write ended: far past the
     # linger, so its batch went straight away (allowing generous scheduling noise)
-    assert second_taken - first_done < linger / 2
-
+    assert gap < linger / 2
 
 
 def test_a_batch_goes_at_its_first_event_plus_the_linger_even_while_events_trickle() -> None:
@@ -121,21 +129,12 @@ def test_a_batch_goes_at_its_first_event_plus_the_linger_even_while_events_trick
 
 def test_an_event_that_came_shortly_before_a_write_ended_still_waits_its_linger() -> None:
     linger, work = 0.5, 1.0
-    agent, seen = _agent(max_size=500, linger=linger, work_seconds=work)
-
-    async def run() -> None:
-        async with agent.test_context() as a:
-            await a.put(1, wait=False)
-            await asyncio.sleep(linger + work - 0.2)  # 0.2 s before the write ends
-            await a.put(2, wait=False)
-            await _until(lambda: len(seen) == 2, timeout=20)
-
-    asyncio.run(run())
-    (_, _, first_done), (second, second_taken, _) = seen
+    # 0.2 s before the write ends
+    _, second, gap = _gap_after_a_write(linger, work, second_at=linger + work - 0.2)
     assert second == [2]
     # it arrived about 0.2 s before the write ended, so it went about 0.3 s after:
     # neither at once nor a whole linger after the write
-    assert 0.1 < second_taken - first_done < linger - 0.05
+    assert 0.1 < gap < linger - 0.05
 
 
 def test_more_than_a_batch_arriving_during_a_write_is_cut_at_max_size() -> None:
