@@ -16,13 +16,23 @@ def _agent(max_size: int, linger: float, work_seconds: float = 0.0
            ) -> tuple[Any, list[tuple[list[int], float, float]]]:
     """An agent that records each batch (values, loop time taken, loop time done),
     spending ``work_seconds`` on each as if writing it."""
+    agent, seen, _ = _agent_taking(max_size, linger, work_seconds)
+    return agent, seen
+
+
+def _agent_taking(max_size: int, linger: float, work_seconds: float = 0.0
+                  ) -> tuple[Any, list[tuple[list[int], float, float]], list[list[int]]]:
+    """:func:`_agent`, and the values of each batch as soon as it is taken (before
+    its write), for tests that must act while a write is under way."""
     app = faust.App("batching-test", store="memory://", web_enabled=False)
     seen: list[tuple[list[int], float, float]] = []
+    taken_values: list[list[int]] = []
 
     @app.agent()
     async def batches(stream: Any) -> Any:
         async for events in lingering_batches(stream, max_size, linger):
             taken = _now()
+            taken_values.append([e.value for e in events])
             assert not any(e.message.acked for e in events)  # the caller acknowledges
             await asyncio.sleep(work_seconds)
             for e in events:
@@ -30,7 +40,7 @@ def _agent(max_size: int, linger: float, work_seconds: float = 0.0
             seen.append(([e.value for e in events], taken, _now()))
             yield len(events)
 
-    return batches, seen
+    return batches, seen, taken_values
 
 
 def _now() -> float:
@@ -75,17 +85,21 @@ def test_a_lone_event_goes_once_it_has_waited_the_linger() -> None:
     assert [values for values, _, _ in seen] == [[1], [2, 3]]
 
 
-def _gap_after_a_write(linger: float, work: float, second_at: float
+def _gap_after_a_write(linger: float, work: float, second_after: float
                        ) -> tuple[list[int], list[int], float]:
-    """Event 1, then event 2 ``second_at`` seconds later, while event 1's batch is being
-    written for ``work`` seconds: both batches, and how long after that write ended
-    the second batch was taken."""
-    agent, seen = _agent(max_size=500, linger=linger, work_seconds=work)
+    """Event 1; once its batch is taken and being written for ``work`` seconds, event 2
+    ``second_after`` seconds later: both batches, and how long after that write ended
+    the second batch was taken.
+
+    Event 2 is sent only after event 1's batch was taken, so a slow start of the agent
+    on a loaded machine cannot put both in one batch."""
+    agent, seen, taken = _agent_taking(max_size=500, linger=linger, work_seconds=work)
 
     async def run() -> None:
         async with agent.test_context() as a:
             await a.put(1, wait=False)
-            await asyncio.sleep(second_at)
+            await _until(lambda: len(taken) == 1, timeout=20)
+            await asyncio.sleep(second_after)
             await a.put(2, wait=False)
             await _until(lambda: len(seen) == 2, timeout=20)
 
@@ -98,8 +112,8 @@ def test_events_that_waited_during_a_write_go_as_soon_as_it_ends() -> None:
     # Faust's noack_take would wait the whole window again after the write; here the
     # window counts from the event's arrival, which was long before the write ended.
     linger = 0.5
-    # its batch went at 0.5 s and is written until 2 s
-    first, second, gap = _gap_after_a_write(linger, work=1.5, second_at=linger + 0.2)
+    # event 2 comes 0.2 s into a 1.5 s write
+    first, second, gap = _gap_after_a_write(linger, work=1.5, second_after=0.2)
     assert first == [1] and second == [2]
     # the second event had waited about 1.3 s when the write ended: far past the
     # linger, so its batch went straight away (allowing generous scheduling noise)
@@ -114,6 +128,10 @@ def test_a_batch_goes_at_its_first_event_plus_the_linger_even_while_events_trick
     async def run() -> None:
         nonlocal first_put
         async with agent.test_context() as a:
+            # an event first, so the agent is running when the clock starts
+            await a.put(-1, wait=False)
+            await _until(lambda: len(seen) == 1, timeout=20)
+            seen.clear()
             first_put = _now()
             for i in range(12):  # one every linger / 3 for 1.2 s: never a quiet moment
                 await a.put(i, wait=False)
@@ -130,7 +148,7 @@ def test_a_batch_goes_at_its_first_event_plus_the_linger_even_while_events_trick
 def test_an_event_that_came_shortly_before_a_write_ended_still_waits_its_linger() -> None:
     linger, work = 0.5, 1.0
     # 0.2 s before the write ends
-    _, second, gap = _gap_after_a_write(linger, work, second_at=linger + work - 0.2)
+    _, second, gap = _gap_after_a_write(linger, work, second_after=work - 0.2)
     assert second == [2]
     # it arrived about 0.2 s before the write ended, so it went about 0.3 s after:
     # neither at once nor a whole linger after the write
