@@ -1,7 +1,8 @@
 """Many (contract id, event id) keys looked up at once, each through the unique index.
 
 The worker asks, for every batch, which of its events were journalled or refused before
-(the event-id gate), and the API asks the same of every request and the review of the
+(the event-id gate) and which evidence its events name (the worker keeps no decided
+evidence in memory), and the API asks the same of every request and the review of the
 evidence on each page of a supplier's submissions. SQLAlchemy's
 ``tuple_(contract_id, event_id).in_(keys)`` reads well but makes SQLite scan the whole
 table (a row-value IN does not use the index), so each batch cost time in proportion
@@ -56,6 +57,26 @@ REVIEWED = {  # keys here are (contract id, evidence id)
                        "JOIN evidence AS x ON x.contract_id = k.c AND x.evidence_id = k.e"
                        ).columns(*_COLUMNS),
 }
+_RECORD = ("contract_id", "evidence_id", "measure", "quantity", "period_start", "period_end",
+           "status", "submitted_by", "submitted_at", "submitted_event_id", "decided_by",
+           "decided_at", "reason")
+_RECORD_COLUMNS = [EvidenceRow.__table__.c[n] for n in _RECORD]  # type: ignore[attr-defined]
+EVIDENCE = {  # keys here are (contract id, evidence id)
+    "sqlite": text("SELECT x.contract_id, x.evidence_id, x.measure, x.quantity, "
+                   "x.period_start, x.period_end, x.status, x.submitted_by, x.submitted_at, "
+                   "x.submitted_event_id, x.decided_by, x.decided_at, x.reason "
+                   "FROM json_each(:keys) AS k "
+                   "JOIN evidence AS x ON x.contract_id = json_extract(k.value, '$[0]') "
+                   "AND x.evidence_id = json_extract(k.value, '$[1]')"
+                   ).columns(*_RECORD_COLUMNS),
+    "postgresql": text("SELECT x.contract_id, x.evidence_id, x.measure, x.quantity, "
+                       "x.period_start, x.period_end, x.status, x.submitted_by, "
+                       "x.submitted_at, x.submitted_event_id, x.decided_by, x.decided_at, "
+                       "x.reason "
+                       "FROM unnest(CAST(:c AS text[]), CAST(:e AS text[])) AS k(c, e) "
+                       "JOIN evidence AS x ON x.contract_id = k.c AND x.evidence_id = k.e"
+                       ).columns(*_RECORD_COLUMNS),
+}
 CHUNK = 2000  # keys a statement
 
 
@@ -89,3 +110,8 @@ def reviews(conn: Connection, keys: Sequence[Key]) -> dict[Key, RowMapping]:
     """The review of each piece of evidence among ``keys`` (contract id, evidence id)
     that the worker has recorded: status, decided by, decided at, reason."""
     return {(r.contract_id, r.evidence_id): r._mapping for r in _run(conn, REVIEWED, keys)}
+
+
+def evidence(conn: Connection, keys: Sequence[Key]) -> list[Row[Any]]:
+    """The evidence rows among ``keys`` (contract id, evidence id), every column."""
+    return _run(conn, EVIDENCE, keys)

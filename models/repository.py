@@ -64,7 +64,7 @@ from svmon.core.catalogue import Catalogue
 from svmon.core.errors import InvalidInput, SvmonError
 from svmon.core.idempotence import EventGate
 from svmon.core.rules import shortfall
-from svmon.core.state import ContractState
+from svmon.core.state import ContractState, EvidenceRecord
 from svmon.schemas import decode_event, derived_to_dict, now_utc
 
 T = lambda model: model.__table__  # noqa: E731 - SQLModel's table object, typed loosely
@@ -299,6 +299,7 @@ class Repository:
                     contract_id=cid, evidence_id=eid, measure=r.measure, quantity=r.quantity,
                     period_start=r.period_start, period_end=r.period_end, status=r.status,
                     submitted_by=r.submitted_by, submitted_at=r.submitted_at,
+                    submitted_event_id=r.event_ids[0] if r.event_ids else None,
                     decided_by=r.decided_by, decided_at=r.decided_at, reason=r.reason))
         self._upsert(conn, T(ContractRow), contracts, ("contract_id",))
         if moved:
@@ -609,16 +610,35 @@ class Repository:
     def seed_gate(self, keys: Iterable[tuple[str, str]]) -> EventGate:
         """An event-id gate that knows which of these (contract, event) ids were journalled
         (with their events) or refused by the fold before."""
+        gate, _ = self.before_batch(keys, ())
+        return gate
+
+    def before_batch(self, keys: Iterable[tuple[str, str]],
+                     evidence_keys: Iterable[tuple[str, str]]
+                     ) -> tuple[EventGate, dict[str, dict[str, EvidenceRecord]]]:
+        """What a batch reads before its fold, in one transaction: the event-id gate of
+        ``keys`` (:meth:`seed_gate`) and the evidence ``evidence_keys`` name
+        (:meth:`evidence_records`)."""
         gate = EventGate()
         wanted = sorted(set(keys))
-        if not wanted:
-            return gate
+        named = sorted(set(evidence_keys))
+        if not wanted and not named:
+            return gate, {}
         with self.engine.connect() as conn:
-            for payload in keys_lookup.journalled(conn, wanted).values():
-                gate.seed_accepted(decode_event(payload))
-            for key in keys_lookup.refused(conn, wanted):
-                gate.seed_refused(key)
-        return gate
+            if wanted:
+                for payload in keys_lookup.journalled(conn, wanted).values():
+                    gate.seed_accepted(decode_event(payload))
+                for key in keys_lookup.refused(conn, wanted):
+                    gate.seed_refused(key)
+            return gate, _records(keys_lookup.evidence(conn, named)) if named else {}
+
+    def evidence_records(self, keys: Iterable[tuple[str, str]]
+                         ) -> dict[str, dict[str, EvidenceRecord]]:
+        """The evidence recorded under these (contract, evidence) ids, by contract, as
+        the fold holds it. Its event ids are the submitting event's alone: the decisions'
+        are in the journal, and the event-id gate recognises every journalled event
+        before the fold would look."""
+        return self.before_batch((), keys)[1]
 
     def state_versions(self, contract_ids: Iterable[str]) -> dict[str, int]:
         ids = list(contract_ids)
@@ -784,6 +804,18 @@ class Repository:
             kinds[a["kind"]] = kinds.get(a["kind"], 0) + 1
         return {"contracts": len(cs), "open_alerts": len(alerts), "open_alerts_by_kind": kinds,
                 "contracts_with_open_alerts": sum(1 for c in cs if c["open_alerts"])}
+
+
+def _records(rows: Iterable[Any]) -> dict[str, dict[str, EvidenceRecord]]:
+    out: dict[str, dict[str, EvidenceRecord]] = {}
+    for r in rows:
+        out.setdefault(r.contract_id, {})[r.evidence_id] = EvidenceRecord(
+            evidence_id=r.evidence_id, measure=r.measure, quantity=r.quantity,
+            period_start=r.period_start, period_end=r.period_end, status=r.status,
+            submitted_by=r.submitted_by, submitted_at=r.submitted_at,
+            event_ids=(r.submitted_event_id,) if r.submitted_event_id else (),
+            decided_by=r.decided_by, decided_at=r.decided_at, reason=r.reason)
+    return out
 
 
 def changed_measures(before: ContractState | None, after: ContractState) -> list[str]:

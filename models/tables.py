@@ -17,6 +17,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlmodel import Field, SQLModel
 
+from svmon.core.rules import canonical
+
 
 class ExactDecimal(TypeDecorator[Decimal]):
     """NUMERIC(38, 12) on PostgreSQL; text on SQLite, which would round through float.
@@ -39,12 +41,6 @@ class ExactDecimal(TypeDecorator[Decimal]):
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         return None if value is None else canonical(Decimal(value))
-
-
-def canonical(d: Decimal) -> Decimal:
-    """The same number without trailing zeros (1.500000 -> 1.5, 1E+2 -> 100). Python
-    prints a small one with an exponent (6E-7); format it with ``"f"`` to show it."""
-    return d.quantize(Decimal(1)) if d == d.to_integral_value() else d.normalize()
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -182,6 +178,8 @@ class EvidenceRow(SQLModel, table=True):
     status: str = Field(max_length=20)
     submitted_by: str
     submitted_at: datetime = _ts()
+    # the event that submitted it (rows from before revision 0003: filled from the journal)
+    submitted_event_id: str | None = Field(default=None, max_length=128)
     decided_by: str = ""
     decided_at: datetime | None = _ts(nullable=True)
     reason: str = Field(default="", sa_column=Column(Text, nullable=False))

@@ -3,9 +3,10 @@
 Built by :func:`build_app` from settings, a repository and a catalogue; nothing here
 connects at import time. The agent reads batches and acknowledges them only after the
 batch's database transaction commits, so a crash means redelivery, never loss. Per
-batch it asks the database which event ids were accepted or refused before, brings
-each contract's state up to the database's version when it first meets it, folds,
-writes the batch, then keeps the new states in the worker's memory (``LocalStore``).
+batch it asks the database which event ids were accepted or refused before and reads
+the evidence the batch's events name, brings each contract's state up to the
+database's version when it first meets it, folds, writes the batch, then keeps the new
+states, without their evidence, in the worker's memory (``LocalStore``).
 """
 
 from __future__ import annotations
@@ -31,13 +32,16 @@ from svmon.core import events as ev
 from svmon.core.errors import InvalidInput
 from svmon.core.fold import fold_all
 from svmon.core.idempotence import key_of
-from svmon.core.state import ContractState
+from svmon.core.state import ContractState, EvidenceRecord, evolve
 from svmon.schemas import encode_event, now_utc, to_jsonable
 from svmon.settings import Settings
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
 TRANSIENT = (OperationalError, InterfaceError, DisconnectionError)
+# the events that name a piece of evidence (the fold reads it, or checks its id is new)
+EVIDENCE_EVENTS = (ev.EvidenceSubmitted, ev.EvidenceVerified, ev.EvidenceRejected,
+                   ev.EvidenceRetracted)
 def backoff(attempt: int) -> float:
     """Seconds to wait before retrying the database: 0.4 s doubling, at most 30 s."""
     return min(30.0, 0.2 * 2 ** attempt)
@@ -60,7 +64,8 @@ class Sinks(Protocol):
 
 
 class LocalStore:
-    """The folded state of the contracts this worker owns, in its own memory.
+    """The folded state of the contracts this worker owns, in its own memory, without
+    their evidence (:meth:`Pipeline.handle` reads what a batch needs of it).
 
     A cache of the journal's fold, never the record: the first time a contract is met
     after an assignment its version is compared with the database's, and its journal is
@@ -257,6 +262,24 @@ class Pipeline:
                 log.info("rebuilt %s from the journal (version %s)", cid, got)
             self.checked.add(cid)
 
+    def _with_evidence(self, evidence: dict[str, dict[str, EvidenceRecord]],
+                       contract_id: str) -> ContractState | None:
+        """A contract's cached state with the evidence its batch names, as the database
+        holds it.
+
+        The cache keeps no evidence: each piece stayed in memory for the contract's
+        life (about 260 bytes; a worker grew by 15.7 MB a minute at 1,000 events/s), and
+        the fold only needs the pieces its events name. The database's rows are as new
+        as the state: both are written by one transaction, and :meth:`catch_up` has
+        brought the state to the database's version. A state folded again from the
+        journal has all of its evidence; a row the database lost is then still found.
+        """
+        state = self.store.get(contract_id)
+        named = evidence.get(contract_id)
+        if state is None or not named:
+            return state
+        return evolve(state, evidence={**named, **state.evidence})
+
     def _rebuild(self, contract_id: str) -> tuple[dict[str, ContractState], list[ev.Derived]]:
         return fold_all(self.repo.journal_events(contract_id), self.repo.catalogue)
 
@@ -293,14 +316,17 @@ class Pipeline:
     async def _handle_once(self, decoded: list[Decoded]) -> Batch:
         keys = [key_of(e) for _, e in decoded if not isinstance(e, InvalidInput)]
         contracts = {k[0] for k in keys}
+        named = [(e.contract_id, e.evidence_id) for _, e in decoded
+                 if isinstance(e, EVIDENCE_EVENTS)]
         try:
-            gate = await self._run(self.repo.seed_gate, keys)
+            gate, evidence = await self._run(self.repo.before_batch, keys, named)
             # An event journalled already may be one this cache never folded (a write
             # that committed but reported an error; another worker that had the
             # partition): compare those contracts with the database again.
             self.checked.difference_update(c for c, _ in gate.known())
             await self.catch_up(contracts)
-            batch = await self._run(partial(process, decoded, self.store.get,
+            batch = await self._run(partial(process, decoded,
+                                            partial(self._with_evidence, evidence),
                                             self.repo.catalogue, self.settings.app_id,
                                             gate=gate))
             for cid in self.rebuilt & batch.states.keys():
@@ -312,8 +338,10 @@ class Pipeline:
             self.checked.difference_update(contracts)
             raise
         self.rebuilt.difference_update(batch.states)
-        for cid, state in batch.states.items():
-            self.store.put(cid, state)
+        for cid in contracts:  # folded, or folded again from the journal by catch_up
+            state = batch.states.get(cid) or self.store.get(cid)
+            if state is not None:
+                self.store.put(cid, evolve(state, evidence={}) if state.evidence else state)
         for dl in batch.dead_letters:
             log.warning("dead letter %s/%s@%s: %s", dl["topic"], dl["partition"], dl["offset"],
                         dl["reason"])

@@ -21,6 +21,7 @@ from svmon.core.idempotence import EventGate
 from svmon.core.rules import (
     DEFAULT_POLICY,
     Policy,
+    canonical,
     elapsed_fraction,
     expected_by,
     forecast,
@@ -271,8 +272,9 @@ def _submitted(s: ContractState, e: ev.EvidenceSubmitted, cat: Catalogue, _: Pol
         used = s.evidence[e.evidence_id].event_ids
         if e.event_id in used:
             return s, NOTHING
+        by = f"event {used[0]!r} submitted it" if used else "submitted before"
         raise _reject(e, "evidence_id", f"an evidence id not used before on this contract "
-                      f"(event {used[0]!r} submitted it)", e.evidence_id)
+                      f"({by})", e.evidence_id)
     measure = _measure(cat, terms, e, e.measure)
     if e.unit and _unit_key(e.unit) != _unit_key(measure.unit):
         raise _reject(e, "unit", f"the unit of measure {measure.code}, {measure.unit!r}", e.unit)
@@ -285,11 +287,14 @@ def _submitted(s: ContractState, e: ev.EvidenceSubmitted, cat: Catalogue, _: Pol
     if e.period_end > e.occurred_at.date():  # delivery is reported once it has happened
         raise _reject(e, "period_end", f"not after the submission date {e.occurred_at.date()}",
                       e.period_end.isoformat())
-    # A contract keeps every piece of its evidence in memory: repeated text (measure,
-    # actor) is interned, an evidence id equal to its event's id is one string, and a
-    # common quantity one Decimal (about 40% less per record).
+    # A replay keeps every piece of evidence in memory (the live worker only a batch's):
+    # repeated text (measure, actor) is interned, an evidence id equal to its event's id
+    # is one string, and a common quantity one Decimal (about 40% less per record). The
+    # quantity is kept without trailing zeros, as the evidence table gives it back, so
+    # a record read from there is the record folded here.
     eid = e.event_id if e.evidence_id == e.event_id else e.evidence_id
-    rec = _new_record(eid, sys.intern(e.measure), _shared(e.quantity), e.period_start,
+    q = _shared(e.quantity) if e.quantity.as_tuple().exponent == 0 else canonical(e.quantity)
+    rec = _new_record(eid, sys.intern(e.measure), q, e.period_start,
                       e.period_end, "submitted", sys.intern(e.actor), e.occurred_at,
                       (e.event_id,), "", None, "")
     last = s.last_evidence_at
@@ -303,7 +308,7 @@ def _submitted(s: ContractState, e: ev.EvidenceSubmitted, cat: Catalogue, _: Pol
     return _bump(
         s,
         evidence={**s.evidence, eid: rec},
-        totals={**s.totals, e.measure: s.totals_for(e.measure).add(claimed=e.quantity)},
+        totals={**s.totals, e.measure: s.totals_for(e.measure).add(claimed=q)},
         last_evidence_at=e.occurred_at if last is None or e.occurred_at > last else last,
         overdue=overdue,
     ), out

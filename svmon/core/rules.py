@@ -15,6 +15,12 @@ from typing import Literal
 ZERO = Decimal(0)
 
 
+def canonical(d: Decimal) -> Decimal:
+    """The same number without trailing zeros (1.500000 -> 1.5, 1E+2 -> 100). Python
+    prints a small one with an exponent (6E-7); format it with ``"f"`` to show it."""
+    return d.quantize(Decimal(1)) if d == d.to_integral_value() else d.normalize()
+
+
 Rating = Literal["good", "approaching target", "requires improvement", "inadequate", "other"]
 
 

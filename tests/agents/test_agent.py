@@ -25,7 +25,8 @@ from streams.app import Pipeline, build_app
 from streams.processor import Record
 from svmon.bootstrap import init_database
 from svmon.core import events as ev
-from svmon.core.state import ContractState
+from svmon.core.fold import fold_all
+from svmon.core.state import ContractState, evolve
 from svmon.demo import generate
 from svmon.schemas import encode_event
 from svmon.settings import Settings
@@ -151,10 +152,14 @@ def test_agent_counts_a_redelivered_event_once(harness: Harness) -> None:
 
     asyncio.run(run())
     state = h.store.get(evidence.contract_id)
-    assert state is not None
-    claimed = sum((r.quantity for r in state.evidence.values()
+    assert state is not None and not state.evidence  # the cache keeps no evidence
+    # the journal folded again holds every piece: the cached state is that state
+    full = fold_all(h.repo.journal_events(evidence.contract_id), h.repo.catalogue)[0][
+        evidence.contract_id]
+    claimed = sum((r.quantity for r in full.evidence.values()
                    if r.measure == evidence.measure and r.counts_as_claimed), Decimal(0))
-    assert state.totals_for(evidence.measure).claimed == claimed
+    assert claimed > 0 and state.totals_for(evidence.measure).claimed == claimed
+    assert evolve(full, evidence={}) == state
     assert h.repo.counts()["journal"] == len(events)
 
 

@@ -266,6 +266,9 @@ def test_first_release_data_survives_the_upgrade_and_current_code_uses_it(
     assert [e.event_id for e in repo.journal_events(CID)] == [c[0] for c in OLD_CHAIN]
     submitted = [e for e in repo.journal_events(CID) if isinstance(e, ev.EvidenceSubmitted)]
     assert submitted[0].quantity == Decimal("2.5") and submitted[0].unit == ""
+    # revision 0003 found the event that submitted the old evidence in the journal
+    (old_evidence,) = repo.evidence_records([(CID, "E1")])[CID].values()
+    assert old_evidence.event_ids == ("C-OLD:E1",) and old_evidence.status == "verified"
     # the projections read back exactly, and are what today's fold makes of the journal
     report = repo.report()
     (old,) = report["contracts"]
@@ -351,9 +354,13 @@ def test_pre_alembic_first_release_database_is_adopted_by_init_database(
 
 def test_pre_alembic_database_of_the_second_release_is_stamped_not_rebuilt(
         engine: Engine) -> None:
-    SQLModel.metadata.create_all(engine)  # what create_all made before migrations
-    assert migrate.ensure_schema(engine) == HEAD
+    # what create_all made before migrations: the schema of revision 0002, unstamped
+    migrate.upgrade(engine, "0002")
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE alembic_version"))
+    assert migrate.ensure_schema(engine) == HEAD  # stamped 0002, then upgraded
     assert _version_rows(engine) == [HEAD]
+    assert _differences(engine) == []
 
 
 def test_unrecognisable_or_newer_databases_are_refused(engine: Engine) -> None:

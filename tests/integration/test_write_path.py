@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import random
 from datetime import date
+from decimal import Decimal
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,7 @@ from svmon.core import events as ev
 from svmon.core.errors import InvalidInput
 from svmon.core.fold import fold_all
 from svmon.core.idempotence import key_of
-from svmon.core.state import ContractState
+from svmon.core.state import ContractState, evolve
 from svmon.demo import generate
 from svmon.schemas import encode_event
 from svmon.settings import Settings
@@ -231,7 +233,7 @@ def test_a_write_that_committed_but_reported_an_error_is_checked_again(
     assert failed
     cid = events[0].contract_id
     truth = fold_all(events, repo.catalogue)[0][cid]
-    assert pipeline.store.get(cid) == truth
+    assert pipeline.store.get(cid) == evolve(truth, evidence={})  # it keeps no evidence
     assert repo.state_versions([cid]) == {cid: truth.version}
     assert repo.counts()["dead_letters"] == 0
     live = {m: (r["claimed"], r["verified"]) for (c, m), r in repo.live_totals().items()}
@@ -240,3 +242,75 @@ def test_a_write_that_committed_but_reported_an_error_is_checked_again(
     restarted = Pipeline(s, repo, LocalStore(), _NoSinks())
     asyncio.run(restarted.catch_up([cid]))  # a new worker agrees with the journal
     assert restarted.store.get(cid) == truth
+
+
+class _DeadLetters(_NoSinks):
+    def __init__(self) -> None:
+        self.dead: list[dict[str, Any]] = []
+
+    async def dead_letter(self, record: dict[str, Any]) -> None:
+        self.dead.append(record)
+
+
+def test_the_worker_decides_evidence_it_no_longer_holds_as_the_journal_would(
+        database_url: str, tmp_path: Path) -> None:
+    """The worker keeps no evidence between batches: a decision on evidence submitted in
+    an earlier batch, and a submission reusing an earlier evidence id, are folded with
+    the evidence table's row. Everything it derives and writes is what a fold of the
+    whole log makes, down to how each amount is written."""
+    import asyncio
+    from dataclasses import replace
+
+    from streams.app import LocalStore, Pipeline
+    from svmon.schemas import derived_to_dict
+
+    repo = _fresh(database_url, tmp_path, "paged")
+    s = Settings(database_url=repo.engine.url.render_as_string(hide_password=False),
+                 data_dir=tmp_path)
+    events = generate(seed=8, today=date(2026, 11, 1), contracts=2)
+    first = next(e for e in events if isinstance(e, ev.EvidenceSubmitted))
+    later = max(e.occurred_at for e in events if e.contract_id == first.contract_id)
+    # written with trailing zeros, rejected later; then its id used again
+    odd = replace(first, event_id="odd", evidence_id="odd", quantity=Decimal("2.50"))
+    reused = replace(first, event_id="reused", quantity=Decimal("3"))
+    rejected = ev.EvidenceRejected(event_id="odd:rejected", contract_id=first.contract_id,
+                                   occurred_at=later, actor=first.actor, evidence_id="odd",
+                                   reason="no payroll record")
+    log = [*events, odd, reused, rejected]
+    records = [Record(s.events_topic, 0, i, e.contract_id.encode(), encode_event(e))
+               for i, e in enumerate(log)]
+    sinks = _DeadLetters()
+    pipeline = Pipeline(s, repo, LocalStore(), sinks)
+    derived: list[ev.Derived] = []
+
+    async def run() -> None:
+        cuts = [*range(0, len(events), 5), len(events), len(events) + 1, len(events) + 2]
+        for lo, hi in pairwise([*cuts, len(log)]):  # the last three one by one
+            batch = await pipeline.handle(records[lo:hi])
+            derived.extend(batch.derived)
+            assert not any(st.evidence for st in pipeline.store.states.values())
+
+    asyncio.run(run())
+    submitted_at = {e.evidence_id: i for i, e in enumerate(events)
+                    if isinstance(e, ev.EvidenceSubmitted)}
+    decided_later = [e for i, e in enumerate(events)
+                     if isinstance(e, ev.EvidenceVerified | ev.EvidenceRejected)
+                     and i // 5 > submitted_at[e.evidence_id] // 5]
+    assert len(decided_later) > 10  # most decisions met their evidence from the table
+
+    truth, truth_derived = fold_all(log, repo.catalogue)
+    assert {c: evolve(st, evidence={}) for c, st in truth.items()} == pipeline.store.states
+    assert [derived_to_dict(d) for d in derived] == [derived_to_dict(d) for d in truth_derived]
+    assert any(d.kind == "EvidenceWasRejected" and str(d.quantity) == "2.5" for d in derived)
+    (dead,) = sinks.dead
+    assert dead["event_id"] == "reused"
+    assert f"event {first.event_id!r} submitted it" in dead["reason"]
+    live = {(c, m): (r["claimed"], r["verified"]) for (c, m), r in repo.live_totals().items()}
+    assert live == {(c, m): (st.totals_for(m).claimed, st.totals_for(m).verified)
+                    for c, st in truth.items() for m in st.measures()}
+    with repo.engine.connect() as conn:
+        rows = conn.execute(select(EvidenceRow.__table__)).all()  # type: ignore[attr-defined]
+    assert {(r.contract_id, r.evidence_id): (r.status, r.quantity, r.submitted_event_id)
+            for r in rows} == {
+        (c, rec.evidence_id): (rec.status, rec.quantity, rec.event_ids[0])
+        for c, st in truth.items() for rec in st.evidence.values()}
