@@ -512,6 +512,9 @@ def faust_app(settings: Settings, **overrides: Any) -> faust.App:
         settings.app_id,
         broker=settings.broker_url,
         store="memory://",
+        # Faust makes its data directory even with an in-memory store: under the data
+        # directory, not "<app id>-data" in whatever directory the worker started in
+        datadir=settings.data_dir / "faust",
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         broker_session_timeout=settings.session_timeout,

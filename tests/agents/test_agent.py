@@ -310,3 +310,12 @@ def test_the_worker_caps_glibc_malloc_arenas(tmp_path: Path) -> None:
 
     assert heaps("default") > 2  # eight threads that allocate get arenas of their own
     assert heaps("cap") <= 2
+
+
+def test_faust_keeps_its_files_under_the_data_directory(tmp_path: Path) -> None:
+    from streams.app import faust_app
+
+    # Faust's default, "<app id>-data" in the working directory, littered wherever a
+    # worker, a benchmark or a test was started
+    app = faust_app(Settings(data_dir=tmp_path / "data", app_id="here"))
+    assert Path(app.conf.tabledir).is_relative_to(tmp_path / "data")
