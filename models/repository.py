@@ -128,9 +128,13 @@ class Batch:
     settled: list[tuple[str, str, str, str]] = field(default_factory=list)
 
     def rewrite(self, contract_id: str) -> None:
-        """Write every row of this contract, not only what changed since ``before``."""
+        """Write every row of this contract, not only what changed since ``before``
+        (its evidence rows: those its state in this batch holds)."""
         self.before[contract_id] = None
         self.milestones_changed.add(contract_id)
+        state = self.states.get(contract_id)
+        if state is not None and state.evidence:
+            self.evidence.setdefault(contract_id, set()).update(state.evidence)
 
     def touch_evidence(self, contract_id: str, evidence_id: str) -> None:
         self.evidence.setdefault(contract_id, set()).add(evidence_id)
@@ -299,7 +303,7 @@ class Repository:
                     contract_id=cid, evidence_id=eid, measure=r.measure, quantity=r.quantity,
                     period_start=r.period_start, period_end=r.period_end, status=r.status,
                     submitted_by=r.submitted_by, submitted_at=r.submitted_at,
-                    submitted_event_id=r.event_ids[0] if r.event_ids else None,
+                    submitted_event_id=r.event_ids[0] or None,
                     decided_by=r.decided_by, decided_at=r.decided_at, reason=r.reason))
         self._upsert(conn, T(ContractRow), contracts, ("contract_id",))
         if moved:
@@ -616,7 +620,7 @@ class Repository:
     def before_batch(self, keys: Iterable[tuple[str, str]],
                      evidence_keys: Iterable[tuple[str, str]]
                      ) -> tuple[EventGate, dict[str, dict[str, EvidenceRecord]]]:
-        """What a batch reads before its fold, in one transaction: the event-id gate of
+        """What a batch reads before its fold, on one connection: the event-id gate of
         ``keys`` (:meth:`seed_gate`) and the evidence ``evidence_keys`` name
         (:meth:`evidence_records`)."""
         gate = EventGate()
@@ -813,7 +817,10 @@ def _records(rows: Iterable[Any]) -> dict[str, dict[str, EvidenceRecord]]:
             evidence_id=r.evidence_id, measure=r.measure, quantity=r.quantity,
             period_start=r.period_start, period_end=r.period_end, status=r.status,
             submitted_by=r.submitted_by, submitted_at=r.submitted_at,
-            event_ids=(r.submitted_event_id,) if r.submitted_event_id else (),
+            # "" for a submitting event not recorded (a row written by a release before
+            # revision 0003 after the migration ran): never an event's id, so a decision
+            # folded onto the record cannot be taken for the submission
+            event_ids=(r.submitted_event_id or "",),
             decided_by=r.decided_by, decided_at=r.decided_at, reason=r.reason)
     return out
 

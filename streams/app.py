@@ -272,7 +272,8 @@ class Pipeline:
         the fold only needs the pieces its events name. The database's rows are as new
         as the state: both are written by one transaction, and :meth:`catch_up` has
         brought the state to the database's version. A state folded again from the
-        journal has all of its evidence; a row the database lost is then still found.
+        journal has all of its evidence, and its batch writes every row of it again
+        (:meth:`Batch.rewrite`), so a row the database lost is restored.
         """
         state = self.store.get(contract_id)
         named = evidence.get(contract_id)

@@ -272,7 +272,7 @@ def _submitted(s: ContractState, e: ev.EvidenceSubmitted, cat: Catalogue, _: Pol
         used = s.evidence[e.evidence_id].event_ids
         if e.event_id in used:
             return s, NOTHING
-        by = f"event {used[0]!r} submitted it" if used else "submitted before"
+        by = f"event {used[0]!r} submitted it" if used and used[0] else "submitted before"
         raise _reject(e, "evidence_id", f"an evidence id not used before on this contract "
                       f"({by})", e.evidence_id)
     measure = _measure(cat, terms, e, e.measure)

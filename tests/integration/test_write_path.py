@@ -314,3 +314,61 @@ def test_the_worker_decides_evidence_it_no_longer_holds_as_the_journal_would(
             for r in rows} == {
         (c, rec.evidence_id): (rec.status, rec.quantity, rec.event_ids[0])
         for c, st in truth.items() for rec in st.evidence.values()}
+
+
+def test_evidence_rows_without_their_submitting_event_and_lost_rows(
+        database_url: str, tmp_path: Path) -> None:
+    """A row written before revision 0003 without its submitting event keeps none when a
+    decision is folded onto it (the decision is not taken for the submission), and a
+    reuse of its id is still refused; an evidence row the database lost is written
+    again when a restarted worker folds the contract again from the journal."""
+    import asyncio
+    from dataclasses import replace
+
+    from streams.app import LocalStore, Pipeline
+
+    repo = _fresh(database_url, tmp_path, "unrecorded")
+    s = Settings(database_url=repo.engine.url.render_as_string(hide_password=False),
+                 data_dir=tmp_path)
+    events = generate(seed=8, today=date(2026, 11, 1), contracts=1)
+    first = next(e for e in events if isinstance(e, ev.EvidenceSubmitted))
+    old, lost = (replace(first, event_id=f"x{i}", evidence_id=f"x{i}") for i in (1, 2))
+    events += [old, lost]  # still waiting for a decision
+    cid = old.contract_id
+
+    def verify(e: ev.EvidenceSubmitted) -> ev.EvidenceVerified:
+        return ev.EvidenceVerified(event_id=f"v-{e.evidence_id}", contract_id=cid,
+                                   occurred_at=later, actor="mgr", evidence_id=e.evidence_id)
+
+    later = max(e.occurred_at for e in events)
+    t = EvidenceRow.__table__  # type: ignore[attr-defined]
+
+    def record(i: int, e: ev.ContractEvent) -> Record:
+        return Record(s.events_topic, 0, i, e.contract_id.encode(), encode_event(e))
+
+    def rows() -> dict[str, Any]:
+        with repo.engine.connect() as conn:
+            return {r.evidence_id: r for r in conn.execute(t.select())}
+
+    sinks = _DeadLetters()
+    worker = Pipeline(s, repo, LocalStore(), sinks)
+    n = len(events)
+    asyncio.run(worker.handle([record(i, e) for i, e in enumerate(events)]))
+    with repo.engine.begin() as conn:
+        conn.execute(t.update().where(t.c.evidence_id == old.evidence_id)
+                     .values(submitted_event_id=None))
+    asyncio.run(worker.handle([record(n, verify(old))]))
+    asyncio.run(worker.handle([record(n + 1, replace(old, event_id="again"))]))
+    assert rows()[old.evidence_id].status == "verified"
+    assert rows()[old.evidence_id].submitted_event_id is None  # not "v-x1"
+    (dead,) = sinks.dead
+    assert dead["event_id"] == "again" and "submitted before" in dead["reason"]
+
+    with repo.engine.begin() as conn:
+        conn.execute(t.delete().where(t.c.evidence_id == lost.evidence_id))
+    restarted = Pipeline(s, repo, LocalStore(), sinks)  # folds the journal again
+    asyncio.run(restarted.handle([record(n + 2, verify(lost))]))
+    after = rows()
+    assert after[lost.evidence_id].status == "verified"  # the lost row, written again
+    # and the rebuilt state knew the submission the old row had not recorded
+    assert after[old.evidence_id].submitted_event_id == old.event_id
