@@ -39,6 +39,8 @@ from svmon.settings import Settings
 log = logging.getLogger(__name__)
 R = TypeVar("R")
 TRANSIENT = (OperationalError, InterfaceError, DisconnectionError)
+# records one poll hands to the agent, in batches (see faust_app)
+MAX_POLL_BATCHES = 2
 # the events that name a piece of evidence (the fold reads it, or checks its id is new)
 EVIDENCE_EVENTS = (ev.EvidenceSubmitted, ev.EvidenceVerified, ev.EvidenceRejected,
                    ev.EvidenceRetracted)
@@ -520,7 +522,14 @@ def faust_app(settings: Settings, **overrides: Any) -> faust.App:
         topic_replication_factor=settings.replication_factor,
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=1.0,
+        # aiokafka leaves the group when no poll has ended for max_poll_interval. Faust
+        # feeds one poll's records to the agent before it polls again, and without a
+        # cap one poll returned everything fetched (thousands of records): while a
+        # restarted worker folded its contracts again from the journal, feeding them
+        # took longer than the interval, the worker left the group mid-catch-up and the
+        # rejoin never finished (bench/memory.py: three restarts in one run).
         broker_max_poll_interval=60.0,
+        broker_max_poll_records=MAX_POLL_BATCHES * settings.batch_size,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         processing_guarantee="at_least_once",

@@ -319,3 +319,14 @@ def test_faust_keeps_its_files_under_the_data_directory(tmp_path: Path) -> None:
     # worker, a benchmark or a test was started
     app = faust_app(Settings(data_dir=tmp_path / "data", app_id="here"))
     assert Path(app.conf.tabledir).is_relative_to(tmp_path / "data")
+
+
+def test_one_poll_hands_the_agent_at_most_two_batches(tmp_path: Path) -> None:
+    # Without a cap aiokafka returns every record it has fetched from one poll, and
+    # Faust polls again only once it has fed them all to the agent: a slow stretch
+    # (a restarted worker folding its contracts again) outlasted max_poll_interval
+    # and the worker left its group.
+    from streams.app import faust_app
+
+    app = faust_app(Settings(data_dir=tmp_path, batch_size=300))
+    assert app.conf.broker_max_poll_records == 600  # Faust's driver gives it to aiokafka
