@@ -1,8 +1,8 @@
 """Many (contract id, event id) keys looked up at once, each through the unique index.
 
 The worker asks, for every batch, which of its events were journalled or refused before
-(the event-id gate) and which evidence its events name (the worker keeps no decided
-evidence in memory), and the API asks the same of every request and the review of the
+(the event-id gate) and reads the evidence its events name (it keeps no evidence in
+memory between batches), and the API asks the same of every request and the review of the
 evidence on each page of a supplier's submissions. SQLAlchemy's
 ``tuple_(contract_id, event_id).in_(keys)`` reads well but makes SQLite scan the whole
 table (a row-value IN does not use the index), so each batch cost time in proportion
@@ -43,19 +43,6 @@ REFUSED = {
                        "FROM unnest(CAST(:c AS text[]), CAST(:e AS text[])) AS k(c, e) "
                        "JOIN dead_letter AS x ON x.contract_id = k.c AND x.event_id = k.e "
                        "WHERE x.error = 'RejectedEvent'"),
-}
-_REVIEW = ("contract_id", "evidence_id", "status", "decided_by", "decided_at", "reason")
-_COLUMNS = [EvidenceRow.__table__.c[n] for n in _REVIEW]  # type: ignore[attr-defined]
-REVIEWED = {  # keys here are (contract id, evidence id)
-    "sqlite": text("SELECT x.contract_id, x.evidence_id, x.status, x.decided_by, "
-                   "x.decided_at, x.reason FROM json_each(:keys) AS k "
-                   "JOIN evidence AS x ON x.contract_id = json_extract(k.value, '$[0]') "
-                   "AND x.evidence_id = json_extract(k.value, '$[1]')").columns(*_COLUMNS),
-    "postgresql": text("SELECT x.contract_id, x.evidence_id, x.status, x.decided_by, "
-                       "x.decided_at, x.reason "
-                       "FROM unnest(CAST(:c AS text[]), CAST(:e AS text[])) AS k(c, e) "
-                       "JOIN evidence AS x ON x.contract_id = k.c AND x.evidence_id = k.e"
-                       ).columns(*_COLUMNS),
 }
 _RECORD = ("contract_id", "evidence_id", "measure", "quantity", "period_start", "period_end",
            "status", "submitted_by", "submitted_at", "submitted_event_id", "decided_by",
@@ -108,8 +95,8 @@ def refused(conn: Connection, keys: Sequence[Key]) -> set[Key]:
 
 def reviews(conn: Connection, keys: Sequence[Key]) -> dict[Key, RowMapping]:
     """The review of each piece of evidence among ``keys`` (contract id, evidence id)
-    that the worker has recorded: status, decided by, decided at, reason."""
-    return {(r.contract_id, r.evidence_id): r._mapping for r in _run(conn, REVIEWED, keys)}
+    that the worker has recorded: its row, with status, decided by, decided at, reason."""
+    return {(r.contract_id, r.evidence_id): r._mapping for r in _run(conn, EVIDENCE, keys)}
 
 
 def evidence(conn: Connection, keys: Sequence[Key]) -> list[Row[Any]]:

@@ -154,7 +154,7 @@ def test_key_lookup_uses_the_index_on_sqlite(tmp_path: Path) -> None:
         plan = " ".join(str(r) for r in conn.execute(
             text("EXPLAIN QUERY PLAN " + keys.JOURNALLED["sqlite"].text), {"keys": "[]"}))
         reviews = " ".join(str(r) for r in conn.execute(
-            text("EXPLAIN QUERY PLAN " + keys.REVIEWED["sqlite"].element.text), {"keys": "[]"}))
+            text("EXPLAIN QUERY PLAN " + keys.EVIDENCE["sqlite"].element.text), {"keys": "[]"}))
     assert "SEARCH" in plan and "USING INDEX" in plan and "SCAN journal" not in plan
     assert "SEARCH" in reviews and "INDEX" in reviews and "SCAN evidence" not in reviews
 
