@@ -41,6 +41,7 @@ from sqlmodel import SQLModel
 from alerts.lifecycle import AlertChange, Identity, changes_for, identity
 from alerts.routing import escalation_recipients, recipients_for
 from models import keys as keys_lookup
+from models.bulk import BulkWriter
 from models.tables import (
     AlertRow,
     ChainHead,
@@ -153,6 +154,7 @@ class Repository:
         self._dialect = engine.dialect.name
         self.checkpoint_behind = checkpoint_behind and self._dialect == "sqlite"
         self._last_restart = -1e9  # monotonic time of the last log restart
+        self._bulk = BulkWriter(engine.dialect)  # the batch writes' statements, compiled
 
     def checkpoint_wal(self, restart_above: int = 8192) -> None:
         """Copy SQLite's write-ahead log into the database without stopping writers;
@@ -202,16 +204,20 @@ class Repository:
                 keys: Sequence[str]) -> None:
         if not rows:
             return
-        stmt = self._insert(table)
-        cols = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
-        conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=cols),
-                     list(rows))
+
+        def build() -> Any:
+            stmt = self._insert(table)
+            cols = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
+            return stmt.on_conflict_do_update(index_elements=list(keys), set_=cols)
+
+        self._bulk.execute(conn, ("upsert", table.name, tuple(keys)), build, rows)
 
     def _insert_ignore(self, conn: Connection, table: Table,
                        rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> None:
-        if rows:
-            conn.execute(self._insert(table).on_conflict_do_nothing(index_elements=list(keys)),
-                         list(rows))
+        self._bulk.execute(
+            conn, ("insert-ignore", table.name, tuple(keys)),
+            lambda: self._insert(table).on_conflict_do_nothing(index_elements=list(keys)),
+            rows)
 
     # ----------------------------------------------------------------- writes
 
@@ -264,7 +270,7 @@ class Repository:
             new.append({**r, "chain_seq": n, "prev_hash": prev, "hash": digest})
             heads[r["contract_id"]] = (n, digest)
         if new:
-            conn.execute(j.insert(), new)
+            self._bulk.execute(conn, ("insert", j.name), j.insert, new)
             self._upsert(conn, h, [dict(contract_id=c, length=n, head_hash=d)
                                    for c, (n, d) in sorted(heads.items())], ("contract_id",))
 
@@ -306,11 +312,11 @@ class Repository:
                     submitted_event_id=r.event_ids[0] or None,
                     decided_by=r.decided_by, decided_at=r.decided_at, reason=r.reason))
         self._upsert(conn, T(ContractRow), contracts, ("contract_id",))
-        if moved:
-            c = T(ContractRow)
-            conn.execute(update(c).where(c.c.contract_id == bindparam("b_id")).values(
-                as_of=bindparam("b_as_of"), last_evidence_at=bindparam("b_last_evidence_at"),
-                state_version=bindparam("b_state_version")), moved)
+        c = T(ContractRow)
+        self._bulk.execute(conn, ("contract-moved",), lambda: update(c).where(
+            c.c.contract_id == bindparam("b_id")).values(
+            as_of=bindparam("b_as_of"), last_evidence_at=bindparam("b_last_evidence_at"),
+            state_version=bindparam("b_state_version")), moved)
         self._upsert(conn, T(MeasureTotalRow), totals, ("contract_id", "measure"))
         self._upsert(conn, T(MilestoneRow), milestones, ("contract_id", "milestone_id"))
         self._upsert(conn, T(EvidenceRow), evidence, ("contract_id", "evidence_id"))
@@ -422,7 +428,7 @@ class Repository:
                     c.derived_id, recipients_for(c.kind, state.terms), channels, now,
                     escalation=False))
         if new:
-            conn.execute(a.insert(), list(new.values()))
+            self._bulk.execute(conn, ("insert", a.name), a.insert, list(new.values()))
         for rows_, cols in ((refreshed, ("subject", "last_raised_at", "raised_by",
                                           "raise_count", "detail")),
                             (resolved, ("status", "resolved_at", "resolved_by"))):

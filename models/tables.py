@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Column, DateTime, Index, Numeric, String, Text, UniqueConstraint
@@ -39,6 +40,13 @@ class ExactDecimal(TypeDecorator[Decimal]):
             return None
         return str(value) if dialect.name == "sqlite" else Decimal(value)
 
+    def bind_processor(self, dialect: Dialect) -> Any:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+        # what process_bind_param does, in one call (String has no processor here):
+        # the batch writes convert a quarter of a million amounts a minute
+        return _text_or_none
+
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         return None if value is None else canonical(Decimal(value))
 
@@ -57,10 +65,34 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC) if dialect.name != "sqlite" else \
             value.astimezone(UTC).replace(tzinfo=None)
 
+    def bind_processor(self, dialect: Dialect) -> Any:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+        # process_bind_param, then SQLite DATETIME's text, in one call: SQLAlchemy's
+        # format ("2026-11-01 09:30:00.000000") is isoformat's with a space (tested)
+        return _sqlite_utc_text
+
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _text_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _sqlite_utc_text(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError(f"timestamp must be timezone-aware (got {value!r})")
+    return _utc_text(value)
+
+
+@lru_cache(maxsize=8192)  # a batch repeats its times: recorded_at, as_of, the clock's
+def _utc_text(value: datetime) -> str:  # (equal instants give equal text: safe to share)
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 AMOUNT = ExactDecimal()

@@ -21,14 +21,11 @@ GENESIS = "0" * 64
 
 def link_hash(prev_hash: str, contract_id: str, chain_seq: int, event_id: str,
               recorded_at: datetime, actor: str, payload: str) -> str:
-    h = hashlib.sha256()
-    for part in (prev_hash, contract_id, str(chain_seq), event_id,
-                 recorded_at.astimezone(UTC).isoformat(timespec="microseconds"), actor,
-                 payload):
-        data = part.encode()
-        h.update(len(data).to_bytes(8, "big"))  # length-prefixed: no ambiguity at joins
-        h.update(data)
-    return h.hexdigest()
+    parts = [part.encode() for part in (
+        prev_hash, contract_id, str(chain_seq), event_id,
+        recorded_at.astimezone(UTC).isoformat(timespec="microseconds"), actor, payload)]
+    # each part length-prefixed: no ambiguity at the joins
+    return hashlib.sha256(b"".join(len(d).to_bytes(8, "big") + d for d in parts)).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
