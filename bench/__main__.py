@@ -27,6 +27,8 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS: dict[str, tuple[str, str, list[str]]] = {
     "pipeline": ("pipeline.py", "live worker events/s vs a no-op and a per-event table agent; "
                  "2 workers vs 1", ["--events", "15000"]),
+    "stages": ("stages.py", "the worker's time per event, stage by stage (no broker)",
+               ["--events", "5000"]),
     "latency": ("latency.py", "event-to-projection p50/p99 at 500 events/s",
                 ["--seconds", "10"]),
     "memory": ("memory.py", "worker RSS after 1M events over 5,000 contracts; 10-minute soak",
@@ -48,7 +50,11 @@ HEADLINES: dict[str, list[tuple[str, str, str]]] = {
                  ("table_events_s", "per-event table agent, events/s", ""),
                  ("live_vs_noop", "live ÷ no-op", "≥ 0.7"),
                  ("live_vs_table", "live ÷ table agent", "≥ 3"),
+                 ("shell_vs_noop", "agent without the pipeline ÷ no-op", ""),
                  ("two_vs_one", "2 workers ÷ 1 (8 partitions)", "≥ 1.6")],
+    "stages": [("stages_us_per_event", "pipeline stages, µs/event (one core)", ""),
+               ("apply_batch_share", "share of the batch write", ""),
+               ("process_share", "share of the fold", "")],
     "latency": [("p50_ms", "event → projection p50, ms", ""),
                 ("p99_ms", "event → projection p99, ms", "≤ 250")],
     "memory": [("rss_after_load_mb", "worker RSS after the load, MB", "≤ 500"),

@@ -8,6 +8,8 @@ worker (``streams.app.faust_app``), on the same topic:
          own ceiling on this machine.
   table  the naive way: per event, parse the JSON and add the event to a running count
          and quantity total in a Faust table (a table update per event).
+  shell  the live worker's agent around a pipeline that does nothing (no database
+         writes, every record taken as it comes): the agent's own cost.
   live   the real worker (``streams.app.build_app``: decode, validate, fold, journal,
          projections, alert rules, all in the database), counting committed batches;
          with ``BENCH_COMMITS=FILE`` it also writes there, for each event, when its
@@ -93,7 +95,30 @@ def live(settings: Settings, progress: Progress) -> faust.App:
     return app
 
 
-ROLES = {"noop": noop, "table": table, "live": live}
+def shell(settings: Settings, progress: Progress) -> faust.App:
+    """The live worker's agent with a pipeline that does nothing: what the agent's own
+    batching, offset checks and acknowledgements cost over the no-op agent."""
+    from models.repository import Batch
+    from streams.app import build_app
+    from svmon.bootstrap import init_database
+
+    async def committed(batch: Batch) -> None:
+        progress.add(batch.settled[0][0] if batch.settled else 0)
+
+    app, pipeline = build_app(settings, init_database(settings), on_batch=committed)
+
+    async def nothing(records: Any) -> Batch:
+        return Batch(consumer=settings.app_id, settled=[(len(records), "", "", "")])
+
+    async def from_the_start(records: list[Any], owned: Any) -> tuple[list[Any], dict]:
+        return records, {}  # nothing is written, so every partition starts at 0
+
+    pipeline.handle = nothing  # type: ignore[method-assign]
+    pipeline.follow_on = from_the_start  # type: ignore[method-assign]
+    return app
+
+
+ROLES = {"noop": noop, "table": table, "live": live, "shell": shell}
 
 
 def main() -> None:

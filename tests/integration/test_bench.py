@@ -30,8 +30,8 @@ def bench(tmp_path: Path, *args: str, timeout: float = 400) -> tuple[str, list[d
 def test_the_entry_point_lists_runs_nothing_unknown_and_prints_the_table(tmp_path: Path
                                                                          ) -> None:
     out, _ = bench(tmp_path, "-m", "bench")
-    for name in ("pipeline", "latency", "memory", "ingest", "alerts", "replay", "poison",
-                 "dashboards"):
+    for name in ("pipeline", "stages", "latency", "memory", "ingest", "alerts", "replay",
+                 "poison", "dashboards"):
         assert f"  {name} " in out
     proc = subprocess.run([sys.executable, "-m", "bench", "nonesuch"], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
@@ -45,15 +45,28 @@ def test_the_entry_point_lists_runs_nothing_unknown_and_prints_the_table(tmp_pat
     assert "| pipeline | live worker, events/s | 1,234 |" in out
 
 
+def test_stages_bench_times_the_pipeline_s_own_stages(tmp_path: Path) -> None:
+    out, rows = bench(tmp_path, "bench/stages.py", "--events", "1500")
+    (row,) = rows
+    f = row["figures"]
+    assert row["bench"] == "stages" and f["events"] == 1500 and f["database"] == "SQLite"
+    stages = ("decode", "before_batch", "state_versions", "process", "apply_batch")
+    assert sum(f[f"{s}_share"] for s in stages) == pytest.approx(1, abs=0.01)
+    assert all(f[f"{s}_us"] > 0 for s in stages)
+    # the stages are inside handle(): their sum cannot exceed it
+    assert 0 < f["stages_us_per_event"] <= f["handle_us_per_event"]
+    assert "µs/event" in out and "0 dead letters" in out
+
+
 @pytest.mark.broker
 @pytest.mark.slow
-def test_pipeline_bench_compares_the_three_consumers(tmp_path: Path) -> None:
+def test_pipeline_bench_compares_its_consumers(tmp_path: Path) -> None:
     out, rows = bench(tmp_path, "bench/pipeline.py", "--events", "2500", "--skip-scale-out")
-    assert "live ÷ noop:" in out and "live ÷ table:" in out
+    assert "live ÷ noop:" in out and "live ÷ table:" in out and "shell ÷ noop:" in out
     (row,) = rows
     f = row["figures"]
     assert row["bench"] == "pipeline" and f["events"] == 2500
-    for key in ("noop_events_s", "table_events_s", "live_events_s"):
+    for key in ("noop_events_s", "table_events_s", "shell_events_s", "live_events_s"):
         assert f[key] > 0
     assert f["live_vs_noop"] == pytest.approx(f["live_events_s"] / f["noop_events_s"], rel=0.01)
     assert row["machine"]["cpus"] and row["machine"]["versions"]["faust-streaming"] != "-"
