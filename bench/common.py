@@ -119,6 +119,16 @@ def wait_for(paths: list[Path], expected: int, timeout: float, children: list[An
     return Throughput(sum(g["n"] for g in got) - n0, t1 - t0)
 
 
+def demo_events(n: int) -> list[Any]:
+    """The first ``n`` events of the demo log the pipeline benchmarks share (about 150
+    events a contract: registrations, commitments, milestones, evidence, reviews)."""
+    from datetime import date
+
+    from svmon.demo import generate
+
+    return generate(seed=31, today=date(2026, 11, 1), contracts=n // 150 + 2)[:n]
+
+
 def percentile(sorted_values: list[float], q: float) -> float:
     if not sorted_values:
         return float("nan")

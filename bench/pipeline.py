@@ -31,17 +31,15 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import date
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import Throughput, read_progress, record_result, wait_for
+from bench.common import Throughput, demo_events, read_progress, record_result, wait_for
 from infra.broker import EmbeddedBroker, free_port
 from infra.processes import Child
 from streams.client import EventPublisher
 from streams.topics import ensure_topics
-from svmon.demo import generate
 from svmon.schemas import encode_event
 from svmon.settings import Settings
 
@@ -163,8 +161,7 @@ def main() -> None:
                     help="sample every consumer with py-spy; stacks and top functions are "
                          "written beside its log")
     args = ap.parse_args()
-    events = generate(seed=31, today=date(2026, 11, 1),
-                      contracts=args.events // 150 + 2)[:args.events]
+    events = demo_events(args.events)
     messages = [(e.contract_id, encode_event(e)) for e in events]
     n = len(messages)
     tmp = Path(tempfile.mkdtemp(prefix="svmon-pipeline-bench-"))

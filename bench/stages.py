@@ -21,14 +21,13 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
-from datetime import date
 from functools import wraps
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import record_result
+from bench.common import demo_events, record_result
 from svmon.settings import Settings
 
 # stage -> what it covers
@@ -92,11 +91,9 @@ def main() -> None:
     from streams.app import LocalStore, Pipeline
     from streams.processor import Record
     from svmon.bootstrap import init_database
-    from svmon.demo import generate
     from svmon.schemas import encode_event
 
-    events = generate(seed=31, today=date(2026, 11, 1),
-                      contracts=args.events // 150 + 2)[:args.events]
+    events = demo_events(args.events)
     partitions = 4
     records = [Record("events", hash(e.contract_id) % partitions, i, e.contract_id.encode(),
                       encode_event(e)) for i, e in enumerate(events)]
