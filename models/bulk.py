@@ -3,12 +3,12 @@
 ``conn.execute(stmt, rows)`` turns every row into the driver's parameters through the
 compiled statement's general machinery (a parameter dict per row, then a type
 processor call per value). On the worker's batches that was over half the time of
-the whole write, more than the driver's own ``executemany`` (bench/pipeline.py,
-profiled). :class:`BulkWriter` compiles the same Core statement once per dialect and
-set of columns, keeps its parameter order and the bind processors of its parameters'
-types (UTC conversion, exact decimals, SQLite's timestamp text), and hands the
-driver's ``executemany`` the converted rows. The SQL is SQLAlchemy's, compiled from
-the construct; no statement text is written here.
+the whole write, more than the driver's own ``executemany`` (profiled with cProfile;
+``bench/stages.py`` times the write). :class:`BulkWriter` compiles the same Core
+statement once per dialect and set of columns, keeps its parameter order and the bind
+processors of its parameters' types (UTC conversion, exact decimals, SQLite's
+timestamp text), and hands the driver's ``executemany`` the converted rows. The SQL
+is SQLAlchemy's, compiled from the construct; no statement text is written here.
 
 Neither driver used here batches an ``executemany`` without RETURNING any other way
 (SQLAlchemy 2.1 calls ``cursor.executemany`` for both SQLite and psycopg), so what
@@ -27,39 +27,32 @@ from sqlalchemy.exc import StatementError
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.types import NullType
 
-Processor = Callable[[Any], Any] | None
-
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """A compiled statement: its SQL and, for each driver parameter in order, its name,
-    the row key its value is read from (None: the column's default, ``defaults``) and
-    the processor the value goes through."""
+    """A compiled statement: its SQL; for each driver parameter in order, its name and
+    the row key its value is read from; the values of columns the rows leave to their
+    scalar defaults (``fill``); the positions whose values go through a processor."""
 
     sql: str
     names: tuple[str, ...]
-    keys: tuple[str | None, ...]
-    processors: tuple[Processor, ...]
-    defaults: tuple[Any, ...]
+    keys: tuple[str, ...]
+    fill: dict[str, Any]
+    typed: tuple[tuple[int, Callable[[Any], Any]], ...]
     positional: bool
 
     def parameters(self, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
-        keys = tuple(k if k is not None else n for n, k in zip(self.names, self.keys,
-                                                                 strict=True))
-        if keys != self.keys:  # columns the rows leave to their defaults
-            fill = {n: d for n, k, d in zip(self.names, self.keys, self.defaults, strict=True)
-                    if k is None}
-            rows = [{**fill, **row} for row in rows]
+        if self.fill:
+            rows = [{**self.fill, **row} for row in rows]
         # the values in one C call a row; only the typed ones go through a processor
-        get = itemgetter(*keys)
-        typed = [(i, p) for i, p in enumerate(self.processors) if p is not None]
-        one = len(keys) == 1  # itemgetter of one key gives the value, not a tuple
+        get = itemgetter(*self.keys)
+        one = len(self.keys) == 1  # itemgetter of one key gives the value, not a tuple
         values = [(get(row),) for row in rows] if one else [get(row) for row in rows]
-        if typed:
+        if self.typed:
             converted = []
             for v in values:
                 v = list(v)
-                for i, p in typed:
+                for i, p in self.typed:
                     v[i] = p(v[i])
                 converted.append(tuple(v))
             values = converted
@@ -111,21 +104,21 @@ class BulkWriter:
         binds = {name: b for b, name in compiled.bind_names.items()}  # as the SQL names them
         positional = bool(compiled.positional)
         order = list(compiled.positiontup or ()) if positional else list(binds)
-        keys: list[str | None] = []
-        fixed: list[Any] = []
-        processors: list[Processor] = []
-        for name in order:
+        keys: list[str] = []
+        fill: dict[str, Any] = {}
+        typed: list[tuple[int, Callable[[Any], Any]]] = []
+        for i, name in enumerate(order):
             b = binds[name]
             if isinstance(b.type, NullType):  # the driver would get the value unconverted
                 raise ValueError(f"parameter {name!r} of {sql!r} has no type")
             if b.key in columns:
                 keys.append(b.key)
-                fixed.append(None)
             elif b.key in defaults and defaults[b.key].is_scalar:
-                keys.append(None)
-                fixed.append(defaults[b.key].arg)
+                keys.append(name)
+                fill[name] = defaults[b.key].arg
             else:
                 raise ValueError(f"rows lack {name!r} for {sql!r}")
-            processors.append(b.type.dialect_impl(self.dialect).bind_processor(self.dialect))
-        return Plan(sql, tuple(order), tuple(keys), tuple(processors), tuple(fixed),
-                    positional)
+            p = b.type.dialect_impl(self.dialect).bind_processor(self.dialect)
+            if p is not None:
+                typed.append((i, p))
+        return Plan(sql, tuple(order), tuple(keys), fill, tuple(typed), positional)

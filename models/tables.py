@@ -60,8 +60,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         if value is None:
             return None
-        if value.tzinfo is None:
-            raise ValueError(f"timestamp must be timezone-aware (got {value!r})")
+        _refuse_naive(value)
         return value.astimezone(UTC) if dialect.name != "sqlite" else \
             value.astimezone(UTC).replace(tzinfo=None)
 
@@ -69,7 +68,8 @@ class UTCDateTime(TypeDecorator[datetime]):
         if dialect.name != "sqlite":
             return super().bind_processor(dialect)
         # process_bind_param, then SQLite DATETIME's text, in one call: SQLAlchemy's
-        # format ("2026-11-01 09:30:00.000000") is isoformat's with a space (tested)
+        # format ("2026-11-01 09:30:00.000000") is isoformat's with a space (a test
+        # compares it with SQLAlchemy's own processor, built on process_bind_param)
         return _sqlite_utc_text
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
@@ -82,11 +82,15 @@ def _text_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+def _refuse_naive(value: datetime) -> None:
+    if value.tzinfo is None:
+        raise ValueError(f"timestamp must be timezone-aware (got {value!r})")
+
+
 def _sqlite_utc_text(value: datetime | None) -> str | None:
     if value is None:
         return None
-    if value.tzinfo is None:
-        raise ValueError(f"timestamp must be timezone-aware (got {value!r})")
+    _refuse_naive(value)
     return _utc_text(value)
 
 
