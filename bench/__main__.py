@@ -50,6 +50,7 @@ HEADLINES: dict[str, list[tuple[str, str, str]]] = {
                  ("table_events_s", "per-event table agent, events/s", ""),
                  ("live_vs_noop", "live ÷ no-op", "≥ 0.7"),
                  ("live_vs_table", "live ÷ table agent", "≥ 3"),
+                 ("live_vs_thread", "writer process ÷ one-process worker", ""),
                  ("shell_vs_noop", "agent without the pipeline ÷ no-op", ""),
                  ("two_vs_one", "2 workers ÷ 1 (8 partitions)", "≥ 1.6")],
     "stages": [("stages_us_per_event", "pipeline stages, µs/event (one core)", ""),

@@ -13,7 +13,11 @@ worker (``streams.app.faust_app``), on the same topic:
   live   the real worker (``streams.app.build_app``: decode, validate, fold, journal,
          projections, alert rules, all in the database), counting committed batches;
          with ``BENCH_COMMITS=FILE`` it also writes there, for each event, when its
-         batch committed and when that batch was taken from Faust's buffer.
+         batch committed and when that batch was taken from Faust's buffer. Its
+         batches are written where ``SVMON_BATCH_WRITER`` says (by default in a
+         process beside the worker's, as a real worker does).
+  thread the live worker with its batches written on its own threads
+         (``SVMON_BATCH_WRITER=thread``, the one-process worker).
 """
 
 from __future__ import annotations
@@ -84,7 +88,7 @@ def live(settings: Settings, progress: Progress) -> faust.App:
             out.write("".join(f"{r['event_id']}\t{now}\t{taken[0]}\n" for r in batch.journal))
 
     app, pipeline = build_app(settings, init_database(settings, checkpoint_behind=True),
-                              on_batch=committed)
+                              on_batch=committed, writer=settings.batch_writer)
     handle = pipeline.handle
 
     async def timed_handle(records: Any) -> Batch:
@@ -116,7 +120,11 @@ def shell(settings: Settings, progress: Progress) -> faust.App:
     return app
 
 
-ROLES = {"noop": noop, "table": table, "live": live, "shell": shell}
+def thread(settings: Settings, progress: Progress) -> faust.App:
+    return live(settings.with_(batch_writer="thread"), progress)
+
+
+ROLES = {"noop": noop, "table": table, "live": live, "shell": shell, "thread": thread}
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ written to ``rss.csv`` beside the logs. Not a test: it takes about half an hour.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import sys
 import tempfile
@@ -42,11 +43,25 @@ AGENTS = str(Path(__file__).resolve().parent / "agents.py")
 TODAY = date(2026, 11, 1)
 
 
+def descendants(pid: int) -> list[int]:
+    """``pid``'s children, their children and so on (the worker's batch writer)."""
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            for child in (task / "children").read_text().split():
+                out += [int(child), *descendants(int(child))]
+    return out
+
+
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    """The resident memory of the worker and of every process it started, in MB."""
+    total = 0.0
+    for p in [pid, *descendants(pid)]:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024
+    return total
 
 
 def top_up(cids: list[str], n: int, rng: random.Random, tag: str) -> list[ev.ContractEvent]:

@@ -11,12 +11,15 @@ topic as a new consumer group from its start (a catch-up after an outage):
   table  a naive Faust agent: parse each event, update a table per event
   shell  the real worker's agent with a pipeline that does nothing (its batching,
          offset checks and acknowledgements: what the agent costs beyond Faust's own)
-  live   the real worker: decode, validate, fold, journal and projections in SQLite
+  thread the real worker with its batches written on its own threads (one process)
+  live   the real worker: decode, validate, fold, journal and projections in SQLite,
+         written by its batch-writer process
 
 Then scale-out on a topic of 8 partitions: one live worker, then two (in one consumer
 group, both assigned before the load is published). Each consumer measures itself from
 its first record to its last; the figures are events/s and the ratios the issue sets:
-live ÷ noop (target ≥ 0.7), live ÷ table (≥ 3), two workers ÷ one (≥ 1.6). Not a test:
+live ÷ noop (target ≥ 0.7), live ÷ table (≥ 3), two workers ÷ one (≥ 1.6), and what
+the writer process gives (live ÷ thread). Not a test:
 only ratios measured side by side on this shared machine mean anything.
 """
 
@@ -44,7 +47,7 @@ from svmon.schemas import encode_event
 from svmon.settings import Settings
 
 AGENTS = str(Path(__file__).resolve().parent / "agents.py")
-ROLES = ("noop", "table", "shell", "live")  # the consumers of the first comparison
+ROLES = ("noop", "table", "shell", "thread", "live")  # the consumers of the first comparison
 
 
 def assigned(log: Path, topic: str) -> int:
@@ -184,6 +187,11 @@ def main() -> None:
             print(f"live ÷ table: {live / table:.2f} (target ≥ 3)")
             figures.update(live_vs_noop=round(live / noop, 3),
                            live_vs_table=round(live / table, 3))
+        if {"live", "thread"} <= rates.keys():
+            split = rates["live"].rate / rates["thread"].rate
+            print(f"live ÷ thread: {split:.2f} (the writer process against the one-process "
+                  f"worker)")
+            figures.update(live_vs_thread=round(split, 3))
         if {"shell", "noop"} <= rates.keys():
             shell = rates["shell"].rate / rates["noop"].rate
             print(f"shell ÷ noop: {shell:.2f} (the agent's own batching and acknowledgements)")

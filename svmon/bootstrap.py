@@ -37,6 +37,7 @@ def init_database(settings: Settings, *, fsync_each_commit: bool = False,
 def worker_app(settings: Settings, **kw: Any) -> Any:
     from streams.app import build_app  # Faust is imported only by those who run it
 
+    kw.setdefault("writer", settings.batch_writer)
     app, _ = build_app(settings, init_database(settings, checkpoint_behind=True), **kw)
     return app
 

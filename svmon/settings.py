@@ -9,6 +9,7 @@
 | ``SVMON_TICK_SECONDS`` | ``60`` | how often the clock puts time on each contract's log |
 | ``SVMON_BATCH_SIZE`` | ``500`` | most events the worker folds and writes in one transaction |
 | ``SVMON_BATCH_SECONDS`` | ``0.1`` | longest an event waits for its batch to fill |
+| ``SVMON_BATCH_WRITER`` | ``process`` | batches written by a second process, or ``thread`` |
 | ``SVMON_STUCK_REBALANCE_SECONDS`` | ``60`` | a longer rebalance ends the worker (status 70) |
 | ``SVMON_CATALOGUE`` | (none) | extra catalogue files (CSV/XLSX), separated by ``:`` |
 | ``SVMON_TOPIC_PREFIX`` | ``svmon`` | prefix of the three topics |
@@ -32,6 +33,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+BATCH_WRITERS = ("process", "thread")  # where a worker folds and writes its batches
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -45,6 +48,7 @@ class Settings:
     relay_seconds: float = 1.0
     batch_size: int = 500
     batch_seconds: float = 0.1
+    batch_writer: str = "process"  # one of BATCH_WRITERS (see streams.writer)
     session_timeout: float = 8.0
     stuck_rebalance_seconds: float = 60.0  # a worker whose rebalance takes longer exits
     fetch_max_wait_ms: int = 100  # how long the broker may hold a fetch (latency bound)
@@ -65,6 +69,9 @@ class Settings:
     min_insync_replicas: int = 1
 
     def __post_init__(self) -> None:
+        if self.batch_writer not in BATCH_WRITERS:
+            raise ValueError(f"SVMON_BATCH_WRITER must be one of {', '.join(BATCH_WRITERS)}, "
+                             f"not {self.batch_writer!r}")
         if not self.database_url:
             object.__setattr__(self, "database_url",
                                f"sqlite:///{(self.data_dir / 'svmon.db').as_posix()}")
@@ -96,6 +103,7 @@ class Settings:
                 "SVMON_TICK_SECONDS": str(self.tick_seconds),
                 "SVMON_BATCH_SIZE": str(self.batch_size),
                 "SVMON_BATCH_SECONDS": str(self.batch_seconds),
+                "SVMON_BATCH_WRITER": self.batch_writer,
                 "SVMON_STUCK_REBALANCE_SECONDS": str(self.stuck_rebalance_seconds),
                 "SVMON_TOPIC_PREFIX": self.topic_prefix, "SVMON_APP_ID": self.app_id,
                 "SVMON_CATALOGUE": os.pathsep.join(self.catalogue_files),
@@ -126,6 +134,7 @@ class Settings:
             tick_seconds=float(e.get("SVMON_TICK_SECONDS", cls.tick_seconds)),
             batch_size=int(e.get("SVMON_BATCH_SIZE", cls.batch_size)),
             batch_seconds=float(e.get("SVMON_BATCH_SECONDS", cls.batch_seconds)),
+            batch_writer=e.get("SVMON_BATCH_WRITER", cls.batch_writer),
             stuck_rebalance_seconds=float(e.get("SVMON_STUCK_REBALANCE_SECONDS",
                                                 cls.stuck_rebalance_seconds)),
             catalogue_files=tuple(p for p in e.get("SVMON_CATALOGUE", "").split(os.pathsep)

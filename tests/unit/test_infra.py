@@ -283,8 +283,13 @@ def test_to_env_is_what_from_env_reads() -> None:
                    webhook_secret="s", dashboard_url="https://d/c", escalate_hours=3.0,
                    dispatch_lease_seconds=9.0, fetch_max_wait_ms=55, api_host="0.0.0.0",
                    api_port=81, redeliver_seconds=4.0, dashboard_port=82,
-                   replication_factor=3, min_insync_replicas=2)
+                   replication_factor=3, min_insync_replicas=2, batch_writer="thread")
     assert Settings.from_env(odd.to_env()) == odd
+
+
+def test_an_unknown_batch_writer_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="SVMON_BATCH_WRITER must be one of process, thread"):
+        Settings.from_env({"SVMON_BATCH_WRITER": "fork"})
 
 
 def test_services_read_a_replicated_three_broker_setup(
