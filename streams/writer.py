@@ -11,26 +11,30 @@ the batch's commit before the records are acknowledged, as before. What stays in
 worker: offsets and rewinds (``follow_on``), where each partition resumes, the notice
 relay, the clock and the SQLite log checkpoint.
 
-Ordering: one process reads one queue, so batches, ``forget`` and ``drop_unowned`` run
+Ordering: one process reads one pipe, so batches, ``forget`` and ``drop_unowned`` run
 in the order they were sent; the last two are sent without waiting for them and are
 done before the next batch. Lifetime: the writer is killed when its worker dies
 (``PR_SET_PDEATHSIG``), so a transaction in flight rolls back exactly as when a
-whole-worker crashed. A writer that dies alone breaks the pool: the next batch raises,
-and the worker's crashing supervisor stops the worker, which restarts from the last
-committed offset.
+one-process worker crashed. A writer that dies alone fails the batch it had and every
+later call (:class:`WriterDied`): the worker's crashing supervisor stops the worker,
+which restarts from the last committed offset.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
+import multiprocessing.process
 import os
+import pickle
 import signal
 import sys
+from collections import deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import replace
+from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
 from models.repository import Batch, Repository
@@ -44,32 +48,115 @@ R = TypeVar("R")
 PR_SET_PDEATHSIG = 1  # prctl option: the signal this process gets when its parent dies
 
 
+class WriterDied(RuntimeError):
+    """The batch writer process ended (killed, or crashed) with calls still to answer."""
+
+
 class WriterProcess:
-    """One spawned process that runs calls one at a time, in the order they were sent."""
+    """One spawned process that runs calls one at a time, in the order they were sent.
+
+    Requests and answers cross one pipe, written and read on the event loop's own thread
+    (the answer through ``loop.add_reader``). A process pool did the same with two
+    helper threads in the worker, each of which had to win the interpreter lock from
+    the busy Faust loop: a batch's round trip cost about 21 ms on top of the writer's
+    own time (80 batches of 500: 6.6 s against 4.9 s in the writer), and 10 ms this way
+    (6.5 s against 5.7 s, 6.4 against 5.6).
+    """
 
     def __init__(self, settings: Settings, checkpoint_behind: bool) -> None:
-        self.pool = ProcessPoolExecutor(
-            1, mp_context=multiprocessing.get_context("spawn"), initializer=_start,
-            initargs=(settings, checkpoint_behind, os.getpid()))
-        self.posted: list[Future[Any]] = []
+        self._args = (settings, checkpoint_behind)
+        self.process: multiprocessing.process.BaseProcess | None = None
+        self._conn: Connection | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiting: deque[asyncio.Future[Any]] = deque()  # answers due, in order
+        self._posted: list[asyncio.Future[Any]] = []
+        self._dead: WriterDied | None = None
 
-    def _raise_posted(self) -> None:
-        """An error of a call sent without waiting surfaces at the next call."""
-        done = [f for f in self.posted if f.done()]
-        self.posted = [f for f in self.posted if not f.done()]
+    def _connect(self) -> Connection:
+        """The pipe to the writer, started on first use, read by the running loop."""
+        loop = asyncio.get_running_loop()
+        if self._conn is None:
+            ctx = multiprocessing.get_context("spawn")  # nothing of Faust's is inherited
+            ours, theirs = ctx.Pipe(duplex=True)
+            self.process = ctx.Process(target=_serve, name="svmon-batch-writer", daemon=True,
+                                       args=(theirs, *self._args, os.getpid()))
+            self.process.start()
+            theirs.close()
+            self._conn = ours
+        if loop is not self._loop:  # first use, or a new loop (tests run several)
+            if self._waiting:
+                raise RuntimeError("the batch writer still owes answers to another loop")
+            if self._loop is not None and not self._loop.is_closed():
+                self._loop.remove_reader(self._conn.fileno())
+            loop.add_reader(self._conn.fileno(), self._answered)
+            self._loop = loop
+        return self._conn
+
+    def _answered(self) -> None:
+        assert self._conn is not None
+        try:
+            ok, value = pickle.loads(self._conn.recv_bytes())
+        except (EOFError, OSError) as err:
+            self._died(err)
+            return
+        fut = self._waiting.popleft()
+        if fut.cancelled():  # the caller stopped waiting; the order is kept all the same
+            return
+        if ok:
+            fut.set_result(value)
+        else:
+            fut.set_exception(value)
+
+    def _died(self, err: BaseException) -> None:
+        assert self._conn is not None and self._loop is not None
+        self._loop.remove_reader(self._conn.fileno())
+        code = self.process.exitcode if self.process is not None else None
+        self._dead = WriterDied(f"the batch writer process ended (exit code {code}: {err!r})")
+        while self._waiting:
+            fut = self._waiting.popleft()
+            if not fut.done():
+                fut.set_exception(self._dead)
+
+    def _send(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> asyncio.Future[Any]:
+        # an error of a call sent without waiting surfaces at the next call
+        done = [f for f in self._posted if f.done()]
+        self._posted = [f for f in self._posted if not f.done()]
         for f in done:
             f.result()
+        conn = self._connect()
+        if self._dead is not None:
+            raise self._dead
+        assert self._loop is not None
+        fut = self._loop.create_future()
+        self._waiting.append(fut)
+        try:
+            conn.send_bytes(pickle.dumps((fn, args), protocol=pickle.HIGHEST_PROTOCOL))
+        except OSError as err:
+            self._died(err)
+            raise WriterDied(str(self._dead)) from err
+        return fut
 
     async def call(self, fn: Callable[..., R], *args: Any) -> R:
-        self._raise_posted()
-        return await asyncio.wrap_future(self.pool.submit(fn, *args))
+        result: R = await self._send(fn, args)
+        return result
 
     def post(self, fn: Callable[..., Any], *args: Any) -> None:
-        self._raise_posted()
-        self.posted.append(self.pool.submit(fn, *args))
+        """Send a call without waiting for it (its error is raised by the next call)."""
+        self._posted.append(self._send(fn, args))
 
-    def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=False)
+    def close(self, timeout: float = 30.0) -> None:
+        """Let the writer finish what it was sent, then end it."""
+        if self._conn is None or self.process is None:
+            return
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(self._conn.fileno())
+        with contextlib.suppress(OSError):
+            self._conn.send_bytes(pickle.dumps((None, ())))
+        self.process.join(timeout)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        self._conn.close()
 
 
 class SplitPipeline(Pipeline):
@@ -160,6 +247,31 @@ def _start(settings: Settings, checkpoint_behind: bool, parent_pid: int) -> None
     repo = repository(settings, checkpoint_behind=checkpoint_behind)
     _loop = asyncio.new_event_loop()
     _pipeline = _InProcess(settings, repo, LocalStore(), _Handled())
+
+
+def _serve(conn: Connection, settings: Settings, checkpoint_behind: bool,
+           parent_pid: int) -> None:
+    """The writer's loop: answer each call, in order, until told to stop or the worker
+    is gone."""
+    _start(settings, checkpoint_behind, parent_pid)
+    while True:
+        try:
+            fn, args = pickle.loads(conn.recv_bytes())
+        except EOFError:  # the worker closed its end
+            return
+        if fn is None:
+            return
+        try:
+            answer: tuple[bool, Any] = (True, fn(*args))
+        except Exception as err:
+            log.error("%s failed in the batch writer", fn.__name__, exc_info=True)
+            answer = (False, err)
+        try:
+            data = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as err:  # an answer that cannot be pickled still gets one
+            data = pickle.dumps((False, RuntimeError(
+                f"{fn.__name__} in the batch writer: {answer[1]!r} (not picklable: {err})")))
+        conn.send_bytes(data)
 
 
 def _handle(records: list[tuple[str, int, int, bytes | None, bytes]]) -> Batch:

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from concurrent.futures.process import BrokenProcessPool
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import pytest
 from models.repository import Batch, Repository
 from streams.app import LocalStore, Pipeline
 from streams.processor import Record
-from streams.writer import SplitPipeline
+from streams.writer import SplitPipeline, WriterDied
 from svmon.core.fold import fold_all
 from svmon.demo import generate
 from svmon.schemas import encode_event
@@ -153,7 +152,9 @@ def test_a_writer_that_dies_alone_fails_the_next_batch(tmp_path: Path) -> None:
     async def run() -> None:
         journalled.extend((await split.handle(records[:50])).journal)
         os.kill(await split.writer.call(os.getpid), signal.SIGKILL)
-        with pytest.raises(BrokenProcessPool):
+        with pytest.raises(WriterDied):
+            await split.handle(records[50:100])
+        with pytest.raises(WriterDied):  # and every call after it
             await split.handle(records[50:100])
 
     try:
@@ -185,11 +186,15 @@ def test_the_writer_dies_with_its_worker(tmp_path: Path) -> None:
 
         settings = Settings(data_dir=Path(sys.argv[1]))
         split = SplitPipeline(settings, init_database(settings), _DeadLetters())
-        pid = asyncio.run(split.writer.call(os.getpid))
-        split.writer.post(time.sleep, 60)  # a batch that takes a minute, in flight
-        print(os.getpid(), pid, flush=True)
-        time.sleep(0.5)
-        os.kill(os.getpid(), signal.SIGKILL)
+
+        async def main():
+            pid = await split.writer.call(os.getpid)
+            split.writer.post(time.sleep, 60)  # a batch that takes a minute, in flight
+            print(os.getpid(), pid, flush=True)
+            await asyncio.sleep(0.5)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        asyncio.run(main())
     """)
     proc = subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=ROOT,
                           capture_output=True, text=True, timeout=120, check=False)
