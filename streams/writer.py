@@ -228,8 +228,10 @@ def _die_with(parent_pid: int) -> None:
 
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):  # not Linux: the pool's own shutdown still ends it
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
+    except (OSError, AttributeError):  # not Linux: the pipe's end still ends it, but only
+        # once the call in hand is done
         log.warning("the batch writer cannot ask to die with its worker on this system")
     if os.getppid() != parent_pid:  # the worker died before the request was made
         os._exit(1)
