@@ -1,6 +1,6 @@
 """Live pipeline throughput beside Faust's own ceiling and a naive table agent, one run.
 
-    python bench/pipeline.py [--events 60000] [--skip-scale-out]
+    python bench/pipeline.py [--events 60000] [--rounds 1] [--skip-scale-out]
 
 Starts one embedded broker and publishes the demo log (about 180 events per contract:
 registrations, commitments, milestones, evidence and reviews) once to a 4-partition
@@ -21,6 +21,8 @@ one-process worker (``thread``), which uses one core where the live worker uses 
 Each consumer measures itself from its first record to its last; the figures are
 events/s and the ratios the issue sets: live ÷ noop (target ≥ 0.7), live ÷ table
 (≥ 3), two workers ÷ one (≥ 1.6), and what the writer process gives (live ÷ thread).
+With ``--rounds N`` the first comparison runs N times, the roles in turn each time, and
+each ratio is the median of its N rounds (this machine's speed drifts within minutes).
 Not a test: only ratios measured side by side on this shared machine mean anything.
 """
 
@@ -36,6 +38,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from statistics import median
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -128,6 +131,16 @@ def stop_pid(pid: int, timeout: float = 15.0) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
+# the first comparison's ratios: figure name, (numerator, denominator), what it means
+RATIOS = (
+    ("live_vs_noop", ("live", "noop"), "(target ≥ 0.7)"),
+    ("live_vs_table", ("live", "table"), "(target ≥ 3)"),
+    ("live_vs_thread", ("live", "thread"), "(the writer process against the one-process "
+                                           "worker)"),
+    ("shell_vs_noop", ("shell", "noop"), "(the agent's own batching and acknowledgements)"),
+)
+
+
 def py_spy(out: Path) -> list[str]:
     """Sample the consumer with py-spy (``pip install py-spy``), as collapsed stacks."""
     exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
@@ -162,6 +175,9 @@ def main() -> None:
     ap.add_argument("--skip-scale-out", action="store_true")
     ap.add_argument("--only", choices=ROLES, action="append",
                     help="run only these consumers of the first comparison (repeatable)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run the first comparison this many times, each role in turn, and "
+                         "report each ratio's median (the machine's speed drifts)")
     ap.add_argument("--profile", action="store_true",
                     help="sample every consumer with py-spy; stacks and top functions are "
                          "written beside its log")
@@ -176,28 +192,31 @@ def main() -> None:
         shared = Settings(broker_url=broker.url, topic_prefix="same", partitions=4)
         ensure_topics(shared)
         publish(shared.bootstrap, shared.events_topic, messages)
-        rates: dict[str, Throughput] = {}
-        for role in args.only or ROLES:
-            run = Run(tmp, broker.url, role, role, "same", 4, profile=args.profile)
-            rates[role] = run.measure(n, role)
-            print(f"  {role}: {rates[role].rate:,.0f} events/s "
-                  f"({rates[role].events:,} in {rates[role].seconds:.1f} s)")
-        figures.update({f"{r}_events_s": round(t.rate) for r, t in rates.items()})
-        if {"live", "noop", "table"} <= rates.keys():
-            live, noop, table = (rates[r].rate for r in ("live", "noop", "table"))
-            print(f"live ÷ noop: {live / noop:.2f} (target ≥ 0.7)")
-            print(f"live ÷ table: {live / table:.2f} (target ≥ 3)")
-            figures.update(live_vs_noop=round(live / noop, 3),
-                           live_vs_table=round(live / table, 3))
-        if {"live", "thread"} <= rates.keys():
-            split = rates["live"].rate / rates["thread"].rate
-            print(f"live ÷ thread: {split:.2f} (the writer process against the one-process "
-                  f"worker)")
-            figures.update(live_vs_thread=round(split, 3))
-        if {"shell", "noop"} <= rates.keys():
-            shell = rates["shell"].rate / rates["noop"].rate
-            print(f"shell ÷ noop: {shell:.2f} (the agent's own batching and acknowledgements)")
-            figures.update(shell_vs_noop=round(shell, 3))
+        rounds: list[dict[str, float]] = []  # each round: role -> events/s
+        for round_ in range(1, args.rounds + 1):
+            if args.rounds > 1:
+                print(f"round {round_} of {args.rounds}")
+            rates: dict[str, float] = {}
+            for role in args.only or ROLES:
+                run = Run(tmp, broker.url, f"{role}-r{round_}", role, "same", 4,
+                          profile=args.profile)
+                took = run.measure(n, role)
+                rates[role] = took.rate
+                print(f"  {role}: {took.rate:,.0f} events/s ({took.events:,} in "
+                      f"{took.seconds:.1f} s)")
+            rounds.append(rates)
+        figures.update({f"{r}_events_s": round(median(x[r] for x in rounds))
+                        for r in rounds[0]})
+        if args.rounds > 1:
+            figures["rounds"] = [{r: round(v) for r, v in x.items()} for x in rounds]
+        for name, (a, b), note in RATIOS:
+            if {a, b} <= rounds[0].keys():
+                each = [x[a] / x[b] for x in rounds]
+                mid = median(each)
+                spread = (f" (median of {len(each)} rounds: "
+                          f"{', '.join(f'{v:.2f}' for v in each)})" if len(each) > 1 else "")
+                print(f"{a} ÷ {b}: {mid:.2f} {note}{spread}")
+                figures[name] = round(mid, 3)
         if not args.skip_scale_out and not args.only:
             # with the writer process one worker can keep both cores of this machine
             # busy, so the one-process worker is scaled out too (one core per worker)

@@ -40,6 +40,7 @@ from typing import Any, TypeVar
 from models.repository import Batch, Repository
 from streams.app import LocalStore, Pipeline, Sinks
 from streams.processor import Record
+from streams.runtime import collect_garbage_seldom
 from svmon.core import events as ev
 from svmon.settings import Settings
 
@@ -249,6 +250,7 @@ def _start(settings: Settings, checkpoint_behind: bool, parent_pid: int) -> None
     repo = repository(settings, checkpoint_behind=checkpoint_behind)
     _loop = asyncio.new_event_loop()
     _pipeline = _InProcess(settings, repo, LocalStore(), _Handled())
+    collect_garbage_seldom()
 
 
 def _serve(conn: Connection, settings: Settings, checkpoint_behind: bool,
