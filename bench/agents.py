@@ -26,6 +26,7 @@ import json
 import os
 import sys
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -79,23 +80,25 @@ def live(settings: Settings, progress: Progress) -> faust.App:
     commits = os.environ.get("BENCH_COMMITS")  # file: "event id<TAB>commit time" a line
     out = open(commits, "a", buffering=1) if commits else None  # noqa: SIM115 - process-long
 
-    taken = [0.0]
+    taken: deque[float] = deque()  # when each batch in flight was sent, oldest first
 
     async def committed(batch: Batch) -> None:
         progress.add(len(batch.journal) + len(batch.dead_letters))
         if out is not None:
             now = time.time()  # the batch's transaction has committed: projections visible
-            out.write("".join(f"{r['event_id']}\t{now}\t{taken[0]}\n" for r in batch.journal))
+            sent = taken.popleft() if taken else now
+            out.write("".join(f"{r['event_id']}\t{now}\t{sent}\n" for r in batch.journal))
 
     app, pipeline = build_app(settings, init_database(settings, checkpoint_behind=True),
                               on_batch=committed, writer=settings.batch_writer)
-    handle = pipeline.handle
+    submit = pipeline.submit
 
-    async def timed_handle(records: Any) -> Batch:
-        taken[0] = time.time()  # the batch left Faust's buffer
-        return await handle(records)
+    def timed_submit(records: Any) -> Any:
+        if out is not None:
+            taken.append(time.time())  # the batch left Faust's buffer
+        return submit(records)
 
-    pipeline.handle = timed_handle  # type: ignore[method-assign]
+    pipeline.submit = timed_submit  # type: ignore[method-assign]
     return app
 
 

@@ -137,6 +137,10 @@ class WriterProcess:
             raise WriterDied(str(self._dead)) from err
         return fut
 
+    def send(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        """Send a call now; the future is its answer."""
+        return self._send(fn, args)
+
     async def call(self, fn: Callable[..., R], *args: Any) -> R:
         result: R = await self._send(fn, args)
         return result
@@ -168,6 +172,8 @@ class SplitPipeline(Pipeline):
     the database ``settings`` names.
     """
 
+    overlap = True  # one process takes the batches one at a time, in the order sent
+
     def __init__(self, settings: Settings, repo: Repository, sinks: Sinks) -> None:
         super().__init__(settings, repo, LocalStore(), sinks)  # the cache is the writer's
         self.writer = WriterProcess(settings, repo.checkpoint_behind)
@@ -176,12 +182,20 @@ class SplitPipeline(Pipeline):
         """As :meth:`Pipeline.handle`, but the batch comes back without its states, and
         its journal rows carry only their contract and event ids (what is pickled back
         is what the worker uses)."""
+        return await self.submit(records)
+
+    def submit(self, records: list[Record]) -> asyncio.Future[Batch]:
+        """The records go to the writer now, before this returns."""
         # plain tuples: pickling a dataclass instance per record cost ten times as much
-        batch = await self.writer.call(_handle, [(r.topic, r.partition, r.offset, r.key,
-                                                  r.value) for r in records])
+        answer = self.writer.send(_handle, [(r.topic, r.partition, r.offset, r.key,
+                                             r.value) for r in records])
+        return asyncio.ensure_future(self._committed(answer, len(records)))
+
+    async def _committed(self, answer: asyncio.Future[Batch], n: int) -> Batch:
+        batch = await answer
         for dl in batch.dead_letters:  # after the commit, as the thread writer does
             await self.sinks.dead_letter(dl)
-        self.processed += len(records)
+        self.processed += n
         return batch
 
     def forget(self) -> None:
@@ -221,6 +235,9 @@ class _InProcess(Pipeline):
 
 _loop: asyncio.AbstractEventLoop | None = None
 _pipeline: Pipeline | None = None
+# A batch that failed: the worker stops on it, and the batches it sent after it (see
+# SplitPipeline.overlap) are refused, so none is written out of order.
+_failed: str | None = None
 
 
 def _die_with(parent_pid: int) -> None:
@@ -279,8 +296,15 @@ def _serve(conn: Connection, settings: Settings, checkpoint_behind: bool,
 
 
 def _handle(records: list[tuple[str, int, int, bytes | None, bytes]]) -> Batch:
+    global _failed
     assert _loop is not None and _pipeline is not None
-    batch = _loop.run_until_complete(_pipeline.handle([Record(*r) for r in records]))
+    if _failed is not None:  # sent before the worker saw the failure: not in order now
+        raise RuntimeError(f"batch not written: an earlier one failed ({_failed})")
+    try:
+        batch = _loop.run_until_complete(_pipeline.handle([Record(*r) for r in records]))
+    except BaseException as err:
+        _failed = f"{type(err).__name__}: {err}"
+        raise
     # what the worker needs back (dead letters; what was journalled and derived)
     journal = [{"contract_id": j["contract_id"], "event_id": j["event_id"]}
                for j in batch.journal]

@@ -164,6 +164,46 @@ def test_a_writer_that_dies_alone_fails_the_next_batch(tmp_path: Path) -> None:
     assert len(journalled) > 40 and repo.counts()["journal"] == len(journalled)
 
 
+def _fail_next_batch() -> None:
+    """Run in the writer: its next batch fails (once), as a bug in the fold would."""
+    import streams.writer as w
+
+    assert w._pipeline is not None
+    pipeline, handle = w._pipeline, w._pipeline.handle
+
+    async def failing(records: list[Record]) -> Batch:
+        pipeline.handle = handle  # type: ignore[method-assign]
+        raise RuntimeError("injected failure")
+
+    pipeline.handle = failing  # type: ignore[method-assign]
+
+
+def test_a_batch_sent_after_one_that_failed_is_not_written(tmp_path: Path) -> None:
+    """The agent sends a batch before the one before it has committed; when that one
+    fails, the worker stops and the later one must not be written ahead of it."""
+    repo = _fresh("sqlite://", tmp_path, "refused")
+    settings = _settings(repo, tmp_path)
+    records = _records(settings, generate(seed=3, today=date(2026, 11, 1), contracts=2))
+    split = SplitPipeline(settings, repo, _DeadLetters())
+
+    async def run() -> list[Any]:
+        journalled = (await split.handle(records[:50])).journal
+        await split.writer.call(_fail_next_batch)
+        failing = split.submit(records[50:100])
+        following = split.submit(records[100:150])  # sent before the failure is known
+        with pytest.raises(RuntimeError, match="injected failure"):
+            await failing
+        with pytest.raises(RuntimeError, match="an earlier one failed"):
+            await following
+        return journalled
+
+    try:
+        journalled = asyncio.run(run())
+    finally:
+        split.close()
+    assert len(journalled) > 40 and repo.counts()["journal"] == len(journalled)
+
+
 def _gone(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
