@@ -659,6 +659,7 @@ def build_app(settings: Settings, repo: Repository, *, store: StateStore | None 
         batches = lingering_batches(stream, settings.batch_size, settings.batch_seconds)
         upcoming = asyncio.ensure_future(anext(batches))
         sent: _Sent | None = None
+        following: _Sent | None = None
         try:
             while True:
                 if sent is not None and not upcoming.done():
@@ -704,8 +705,9 @@ def build_app(settings: Settings, repo: Repository, *, store: StateStore | None 
                 sent = None
         finally:
             upcoming.cancel()
-            if sent is not None:  # not acknowledged: redelivered
-                sent.task.cancel()
+            for unsettled in (sent, following):  # not acknowledged: redelivered
+                if unsettled is not None and not unsettled.task.done():
+                    unsettled.task.cancel()
 
     # A rewind whose first record has not come (Faust drops records below a read offset
     # that in-flight records raised; a fetcher that missed the seek) is sought again.
