@@ -77,7 +77,8 @@ def live(settings: Settings, progress: Progress) -> faust.App:
     from streams.app import build_app
     from svmon.bootstrap import init_database
 
-    commits = os.environ.get("BENCH_COMMITS")  # file: "event id<TAB>commit time" a line
+    # file: "event id<TAB>commit time<TAB>time its batch was sent" a line
+    commits = os.environ.get("BENCH_COMMITS")
     out = open(commits, "a", buffering=1) if commits else None  # noqa: SIM115 - process-long
 
     taken: deque[float] = deque()  # when each batch in flight was sent, oldest first
