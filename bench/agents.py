@@ -2,7 +2,8 @@
 
 Settings come from the environment (``SVMON_*``, as for a worker); progress goes to FILE
 (:class:`bench.common.Progress`). Every role uses the same Faust app settings as the live
-worker (``streams.app.faust_app``), on the same topic:
+worker (``streams.app.faust_app``), on the same topic, and all but the two stock ones
+the same fixes to Faust's consumer:
 
   noop   a Faust agent that reads each event and does nothing with it: the framework's
          own ceiling on this machine.
@@ -18,6 +19,9 @@ worker (``streams.app.faust_app``), on the same topic:
          process beside the worker's, as a real worker does).
   thread the live worker with its batches written on its own threads
          (``SVMON_BATCH_WRITER=thread``, the one-process worker).
+  stock-noop, stock-table
+         noop and table on Faust as it comes (``faust_app(tuned=False)``): the anchors
+         as a Faust user meets them, without this project's fixes to the consumer.
 """
 
 from __future__ import annotations
@@ -38,10 +42,10 @@ from bench.common import Progress
 from svmon.settings import Settings
 
 
-def noop(settings: Settings, progress: Progress) -> faust.App:
+def noop(settings: Settings, progress: Progress, tuned: bool = True) -> faust.App:
     from streams.app import faust_app
 
-    app = faust_app(settings)
+    app = faust_app(settings, tuned=tuned)
     topic = app.topic(settings.events_topic, key_serializer="raw", value_serializer="raw")
 
     @app.agent(topic, name="noop")
@@ -52,10 +56,10 @@ def noop(settings: Settings, progress: Progress) -> faust.App:
     return app
 
 
-def table(settings: Settings, progress: Progress) -> faust.App:
+def table(settings: Settings, progress: Progress, tuned: bool = True) -> faust.App:
     from streams.app import faust_app
 
-    app = faust_app(settings)
+    app = faust_app(settings, tuned=tuned)
     topic = app.topic(settings.events_topic, key_serializer="raw", value_serializer="raw")
     totals = app.Table("bench-totals", default=lambda: [0, 0.0],
                        partitions=settings.partitions)
@@ -128,7 +132,16 @@ def thread(settings: Settings, progress: Progress) -> faust.App:
     return live(settings.with_(batch_writer="thread"), progress)
 
 
-ROLES = {"noop": noop, "table": table, "live": live, "shell": shell, "thread": thread}
+def stock_noop(settings: Settings, progress: Progress) -> faust.App:
+    return noop(settings, progress, tuned=False)
+
+
+def stock_table(settings: Settings, progress: Progress) -> faust.App:
+    return table(settings, progress, tuned=False)
+
+
+ROLES = {"noop": noop, "table": table, "live": live, "shell": shell, "thread": thread,
+         "stock-noop": stock_noop, "stock-table": stock_table}
 
 
 def main() -> None:

@@ -151,6 +151,11 @@ def machine() -> dict[str, Any]:
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                                 capture_output=True, text=True, check=False).stdout.strip()
+        changed = subprocess.run(  # code not committed yet: the figures are not HEAD's
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", "*.py"],
+            cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
+        if commit and changed:
+            commit += "+changes"
     except OSError:
         commit = ""
     mem = ""

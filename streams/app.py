@@ -29,6 +29,7 @@ from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError,
 
 from models.repository import Batch, Repository
 from streams.batching import lingering_batches
+from streams.handoff import hand_over_directly
 from streams.processor import Decoded, Record, dead_letter, decode_all, process
 from svmon.core import events as ev
 from svmon.core.errors import InvalidInput
@@ -551,10 +552,15 @@ def fewer_malloc_arenas(arenas: int = 2) -> bool:
         return False
 
 
-def faust_app(settings: Settings, **overrides: Any) -> faust.App:
-    fewer_malloc_arenas()
-    shorten_fetch_wait(settings.fetch_max_wait_ms)
-    resume_paused_partitions_promptly()
+def faust_app(settings: Settings, *, tuned: bool = True, **overrides: Any) -> faust.App:
+    """The Faust app every worker runs, with this project's fixes to Faust's consumer
+    (``tuned=False``: Faust as it comes, with the same settings; the benchmarks' stock
+    anchors). The fixes change classes, so they hold for the whole process."""
+    if tuned:
+        fewer_malloc_arenas()
+        shorten_fetch_wait(settings.fetch_max_wait_ms)
+        resume_paused_partitions_promptly()
+        hand_over_directly()
     return faust.App(
         settings.app_id,
         broker=settings.broker_url,

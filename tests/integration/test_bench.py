@@ -39,9 +39,10 @@ def test_the_entry_point_lists_runs_nothing_unknown_and_prints_the_table(tmp_pat
     (tmp_path / "results.jsonl").write_text(json.dumps({
         "bench": "pipeline", "at": "2026-12-01T00:00:00+00:00", "argv": [],
         "machine": {"cpus": 2, "commit": "abc1234"},
-        "figures": {"live_vs_noop": 0.5, "live_events_s": 1234}}) + "\n")
+        "figures": {"live_vs_stock_noop": 0.5, "live_events_s": 1234}}) + "\n")
     out, _ = bench(tmp_path, "-m", "bench", "table")
-    assert "| pipeline | live ÷ no-op | 0.50 | ≥ 0.7 | 2026-12-01, 2 cores, abc1234 |" in out
+    assert ("| pipeline | live ÷ no-op (stock Faust) | 0.50 | ≥ 0.7 | 2026-12-01, 2 cores, "
+            "abc1234 |") in out
     assert "| pipeline | live worker, events/s | 1,234 |" in out
 
 
@@ -62,13 +63,18 @@ def test_stages_bench_times_the_pipeline_s_own_stages(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_pipeline_bench_compares_its_consumers(tmp_path: Path) -> None:
     out, rows = bench(tmp_path, "bench/pipeline.py", "--events", "2500", "--skip-scale-out")
-    assert "live ÷ noop:" in out and "live ÷ table:" in out and "shell ÷ noop:" in out
+    for ratio in ("live ÷ stock-noop:", "live ÷ stock-table:", "live ÷ noop:",
+                  "live ÷ table:", "shell ÷ noop:", "noop ÷ stock-noop:"):
+        assert ratio in out
     (row,) = rows
     f = row["figures"]
     assert row["bench"] == "pipeline" and f["events"] == 2500
-    for key in ("noop_events_s", "table_events_s", "shell_events_s", "live_events_s"):
+    for key in ("stock-noop_events_s", "stock-table_events_s", "noop_events_s",
+                "table_events_s", "shell_events_s", "live_events_s"):
         assert f[key] > 0
     assert f["live_vs_noop"] == pytest.approx(f["live_events_s"] / f["noop_events_s"], rel=0.01)
+    assert f["live_vs_stock_noop"] == pytest.approx(
+        f["live_events_s"] / f["stock-noop_events_s"], rel=0.01)
     assert row["machine"]["cpus"] and row["machine"]["versions"]["faust-streaming"] != "-"
 
 
