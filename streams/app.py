@@ -553,9 +553,10 @@ def fewer_malloc_arenas(arenas: int = 2) -> bool:
 
 
 def faust_app(settings: Settings, *, tuned: bool = True, **overrides: Any) -> faust.App:
-    """The Faust app every worker runs, with this project's fixes to Faust's consumer
-    (``tuned=False``: Faust as it comes, with the same settings; the benchmarks' stock
-    anchors). The fixes change classes, so they hold for the whole process."""
+    """The Faust app every worker runs, with this project's fixes to Faust's consumer and
+    the cap on malloc arenas (``tuned=False``: Faust as it comes, with the same settings;
+    the benchmarks' stock anchors). The fixes change classes and the C library's
+    settings, so they hold for the whole process."""
     if tuned:
         fewer_malloc_arenas()
         shorten_fetch_wait(settings.fetch_max_wait_ms)

@@ -49,7 +49,7 @@ class Resumed:
             except GeneratorExit:  # the awaiting task was destroyed: so is the coroutine
                 coro.close()
                 raise
-            except BaseException as exc:  # cancellation, or the future's error
+            except BaseException as exc:  # thrown in by the awaiting task: a cancellation
                 thrown = exc
             # thrown in outside the handler above, so that the coroutine does not see
             # it as an exception already being handled (``sys.exc_info``, ``__context__``)

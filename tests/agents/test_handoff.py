@@ -1,5 +1,6 @@
-"""``streams.handoff``: Faust's consumer runs a record's callback in its own task when
-the callback does not wait, and exactly as mode's ``wait_first`` did when it does
+"""``streams.handoff``: Faust's consumer runs a record's callback in the drain loop's
+own task when the callback does not wait, and exactly as mode's ``wait_first`` did when
+it does
 (plain asyncio and a mode service; the broker-backed tests run the whole worker with
 it)."""
 
@@ -110,7 +111,7 @@ def test_a_callbacks_error_reaches_the_caller_before_and_after_a_wait() -> None:
     asyncio.run(main())
 
 
-def test_a_future_that_fails_is_thrown_into_the_resumed_coroutine() -> None:
+def test_a_future_that_fails_raises_inside_the_resumed_coroutine() -> None:
     async def main() -> None:
         gate: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
@@ -150,8 +151,8 @@ def test_the_worker_app_has_the_direct_hand_over_and_the_stock_app_has_not(tmp_p
     import subprocess
 
     probe = ("import sys; from pathlib import Path; from streams.app import faust_app; "
-             "from svmon.settings import "
-             "Settings; from faust.transport.consumer import Consumer; "
+             "from svmon.settings import Settings; "
+             "from faust.transport.consumer import Consumer; "
              "faust_app(Settings(data_dir=Path(sys.argv[2])), tuned=sys.argv[1] == 'tuned'); "
              "print(hasattr(Consumer, '_svmon_real_wait_first'))")
     seen = {how: subprocess.run([sys.executable, "-c", probe, how, str(tmp_path / how)],
