@@ -94,8 +94,11 @@ def live(settings: Settings, progress: Progress) -> faust.App:
             sent = taken.popleft() if taken else now
             out.write("".join(f"{r['event_id']}\t{now}\t{sent}\n" for r in batch.journal))
 
+    from svmon.bootstrap import repository
+
     app, pipeline = build_app(settings, init_database(settings, checkpoint_behind=True),
-                              on_batch=committed, writer=settings.batch_writer)
+                              on_batch=committed, writer=settings.batch_writer,
+                              open_repository=repository)
     submit = pipeline.submit
 
     def timed_submit(records: Any) -> Any:

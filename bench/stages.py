@@ -87,8 +87,8 @@ def main() -> None:
                          "folder)")
     args = ap.parse_args()
 
-    import streams.app as app_module
-    from streams.app import LocalStore, Pipeline
+    import streams.pipeline as app_module
+    from streams.pipeline import LocalStore, Pipeline
     from streams.processor import Record
     from svmon.bootstrap import init_database
     from svmon.schemas import encode_event

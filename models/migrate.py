@@ -302,7 +302,7 @@ def new_revision(message: str, autogenerate: bool = False, url: str | None = Non
 
     from alembic import command
 
-    from models.repository import make_engine
+    from models.engine import make_engine
 
     rev_id = f"{int(head()) + 1:04d}"
     with tempfile.TemporaryDirectory() as scratch:
@@ -356,7 +356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         command.upgrade(config(url=f"{args.dialect}://"), args.range, sql=True)
         return 0
-    from models.repository import make_engine
+    from models.engine import make_engine
     from svmon.settings import Settings
 
     engine = make_engine(args.url or Settings.from_env().database_url)

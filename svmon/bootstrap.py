@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from models.repository import Repository, make_engine
+from models.engine import make_engine
+from models.repository import Repository
 from svmon.catalogue_files import load_catalogue
 from svmon.settings import Settings
 
@@ -38,7 +39,8 @@ def worker_app(settings: Settings, **kw: Any) -> Any:
     from streams.app import build_app  # Faust is imported only by those who run it
 
     kw.setdefault("writer", settings.batch_writer)
-    app, _ = build_app(settings, init_database(settings, checkpoint_behind=True), **kw)
+    app, _ = build_app(settings, init_database(settings, checkpoint_behind=True),
+                       open_repository=repository, **kw)
     return app
 
 

@@ -54,7 +54,7 @@ def run_online() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    from models.repository import make_engine
+    from models.engine import make_engine
 
     engine = make_engine(config.get_main_option("sqlalchemy.url") or "")
     try:

@@ -16,7 +16,6 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -24,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from models.engine import TRANSIENT
 from models.ingest import Conflict, NotFound, Principal
 from models.repository import NotAllowed
 from svmon.api import csvio
@@ -35,9 +35,6 @@ from svmon.schemas import MAX_MESSAGE_BYTES, parse_json
 log = logging.getLogger(__name__)
 MAX_JSON_BATCH_BYTES = 2 * 1024 * 1024
 OPENAPI_PATH = "/v1/openapi.json"
-# What a lost or refused database connection raises; the request's transaction did not
-# commit, so the answer is 503 and the client retries (the same event id is idempotent).
-DB_UNAVAILABLE = (OperationalError, InterfaceError, DisconnectionError)
 RETRY_AFTER = 5
 
 
@@ -166,7 +163,10 @@ def build_http_app(service: IngestService,
             except (Unauthorized, NotAllowed, NotFound, InvalidInput, ItemErrors,
                     BodyError) as err:
                 return _failure(err)
-            except DB_UNAVAILABLE as err:  # nothing was committed: the client may retry
+            # a lost or refused database connection: the request's transaction did not
+            # commit, so the answer is 503 and the client retries (the same event id is
+            # idempotent)
+            except TRANSIENT as err:
                 log.warning("database unavailable on %s %s: %s", request.method,
                             request.url.path, err)
                 response = _error(503, "unavailable", "the database is unavailable; the "

@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 
 from models.repository import Batch, Repository
-from streams.app import Pipeline, build_app
+from streams.app import build_app
+from streams.pipeline import Pipeline
 from streams.processor import Record
 from svmon.bootstrap import init_database
 from svmon.core import events as ev

@@ -26,8 +26,9 @@ from sqlalchemy import Engine, MetaData, func, inspect, select, text
 from sqlmodel import SQLModel
 
 from models import migrate
+from models.engine import make_engine, switch_to_wal
 from models.ingest import Incoming, IngestStore, Principal, request_digest
-from models.repository import Repository, make_engine, switch_to_wal
+from models.repository import Repository
 from models.tables import MeasureRow
 from svmon.audit.chain import GENESIS, verify_chains
 from svmon.audit.replay import compare, rebuild

@@ -201,8 +201,8 @@ def test_a_write_that_committed_but_reported_an_error_is_checked_again(
 
     from sqlalchemy.exc import OperationalError
 
-    import streams.app as app_module
-    from streams.app import LocalStore, Pipeline
+    import streams.pipeline as app_module
+    from streams.pipeline import LocalStore, Pipeline
 
     monkeypatch.setattr(app_module, "backoff", lambda attempt: 0.0)
     repo = _fresh(database_url, tmp_path, "ambiguous")
@@ -261,7 +261,7 @@ def test_the_worker_decides_evidence_it_no_longer_holds_as_the_journal_would(
     import asyncio
     from dataclasses import replace
 
-    from streams.app import LocalStore, Pipeline
+    from streams.pipeline import LocalStore, Pipeline
     from svmon.schemas import derived_to_dict
 
     repo = _fresh(database_url, tmp_path, "paged")
@@ -273,8 +273,10 @@ def test_the_worker_decides_evidence_it_no_longer_holds_as_the_journal_would(
     # written with trailing zeros, rejected later; then its id used again
     odd = replace(first, event_id="odd", evidence_id="odd", quantity=Decimal("2.50"))
     reused = replace(first, event_id="reused", quantity=Decimal("3"))
+    manager = next(e.manager for e in events if isinstance(e, ev.ContractRegistered)
+                   and e.contract_id == first.contract_id)  # who may reject (not the supplier)
     rejected = ev.EvidenceRejected(event_id="odd:rejected", contract_id=first.contract_id,
-                                   occurred_at=later, actor=first.actor, evidence_id="odd",
+                                   occurred_at=later, actor=manager, evidence_id="odd",
                                    reason="no payroll record")
     log = [*events, odd, reused, rejected]
     records = [Record(s.events_topic, 0, i, e.contract_id.encode(), encode_event(e))
@@ -325,7 +327,7 @@ def test_evidence_rows_without_their_submitting_event_and_lost_rows(
     import asyncio
     from dataclasses import replace
 
-    from streams.app import LocalStore, Pipeline
+    from streams.pipeline import LocalStore, Pipeline
 
     repo = _fresh(database_url, tmp_path, "unrecorded")
     s = Settings(database_url=repo.engine.url.render_as_string(hide_password=False),
@@ -335,10 +337,12 @@ def test_evidence_rows_without_their_submitting_event_and_lost_rows(
     old, lost = (replace(first, event_id=f"x{i}", evidence_id=f"x{i}") for i in (1, 2))
     events += [old, lost]  # still waiting for a decision
     cid = old.contract_id
+    manager = next(e.manager for e in events if isinstance(e, ev.ContractRegistered)
+                   and e.contract_id == cid)  # who may verify
 
     def verify(e: ev.EvidenceSubmitted) -> ev.EvidenceVerified:
         return ev.EvidenceVerified(event_id=f"v-{e.evidence_id}", contract_id=cid,
-                                   occurred_at=later, actor="mgr", evidence_id=e.evidence_id)
+                                   occurred_at=later, actor=manager, evidence_id=e.evidence_id)
 
     later = max(e.occurred_at for e in events)
     t = EvidenceRow.__table__  # type: ignore[attr-defined]

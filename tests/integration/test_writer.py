@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 
 from models.repository import Batch, Repository
-from streams.app import LocalStore, Pipeline
+from streams.pipeline import LocalStore, Pipeline
 from streams.processor import Record
 from streams.writer import SplitPipeline, WriterDied
+from svmon.bootstrap import repository
 from svmon.core.fold import fold_all
 from svmon.demo import generate
 from svmon.schemas import encode_event
@@ -78,7 +79,7 @@ def test_the_writer_process_writes_what_the_thread_writer_writes(database_url: s
     repo = _fresh(database_url, tmp_path, "process")
     settings = _settings(repo, tmp_path)
     process_sinks = _DeadLetters()
-    split = SplitPipeline(settings, repo, process_sinks)
+    split = SplitPipeline(settings, repo, process_sinks, repository)
     try:
         batches = asyncio.run(_feed(split, records, 97))
     finally:
@@ -116,7 +117,7 @@ def test_a_rebalance_reaches_the_writer_before_its_next_batch(database_url: str,
     zeros = [r for r in records if r.partition == 0]
     a, b = len(ones) // 3, 2 * len(ones) // 3
     sinks, other_sinks = _DeadLetters(), _DeadLetters()
-    split = SplitPipeline(settings, repo, sinks)
+    split = SplitPipeline(settings, repo, sinks, repository)
     other = Pipeline(settings, repo, LocalStore(), other_sinks)
 
     async def run() -> None:
@@ -145,7 +146,7 @@ def test_a_writer_that_dies_alone_fails_the_next_batch(tmp_path: Path) -> None:
     repo = _fresh("sqlite://", tmp_path, "alone")
     settings = _settings(repo, tmp_path)
     records = _records(settings, generate(seed=3, today=date(2026, 11, 1), contracts=2))
-    split = SplitPipeline(settings, repo, _DeadLetters())
+    split = SplitPipeline(settings, repo, _DeadLetters(), repository)
 
     journalled = []
 
@@ -184,7 +185,7 @@ def test_a_batch_sent_after_one_that_failed_is_not_written(tmp_path: Path) -> No
     repo = _fresh("sqlite://", tmp_path, "refused")
     settings = _settings(repo, tmp_path)
     records = _records(settings, generate(seed=3, today=date(2026, 11, 1), contracts=2))
-    split = SplitPipeline(settings, repo, _DeadLetters())
+    split = SplitPipeline(settings, repo, _DeadLetters(), repository)
 
     async def run() -> list[Any]:
         journalled = (await split.handle(records[:50])).journal
@@ -220,12 +221,13 @@ def test_the_writer_dies_with_its_worker(tmp_path: Path) -> None:
         import asyncio, os, signal, sys, time
         from pathlib import Path
         from streams.writer import SplitPipeline
-        from svmon.bootstrap import init_database
+        from svmon.bootstrap import init_database, repository
         from svmon.settings import Settings
         from tests.integration.test_write_path import _DeadLetters
 
         settings = Settings(data_dir=Path(sys.argv[1]))
-        split = SplitPipeline(settings, init_database(settings), _DeadLetters())
+        split = SplitPipeline(settings, init_database(settings), _DeadLetters(),
+                              repository)
 
         async def main():
             pid = await split.writer.call(os.getpid)
