@@ -1,4 +1,4 @@
-"""The benchmark scripts run as the README says, print their ratios and record their
+"""The benchmark scripts run as docs/benchmarks.md says, print their ratios and record their
 figures. Tiny sizes: these check that the scripts work, not how fast anything is
 (figures on a shared machine belong in the scripts' own output, not in assertions)."""
 

@@ -1,4 +1,4 @@
-"""The README's commands, run as a user would run them."""
+"""The README's commands, run as a user would run them, and the documentation's examples."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from svmon.schemas import decode_event
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
+ARCHITECTURE = (ROOT / "docs" / "architecture.md").read_text()  # the wire format
 
 
 def svmon(*args: str, env: dict[str, str], cwd: Path, timeout: float = 300) -> str:
@@ -73,9 +74,9 @@ def test_catalogue_command_lists_measures(tmp_path: Path) -> None:
     assert "TOMS-2017-EXAMPLES" not in out
 
 
-def test_readme_wire_example_decodes() -> None:
-    block = re.search(r"```json\n(.*?)```", README, re.S)
-    assert block, "the README shows a wire-format example"
+def test_docs_wire_example_decodes() -> None:
+    block = re.search(r"```json\n(.*?)```", ARCHITECTURE, re.S)
+    assert block, "docs/architecture.md shows a wire-format example"
     e = decode_event(block.group(1))
     assert e.contract_id == "C-001" and type(e).__name__ == "EvidenceSubmitted"
 

@@ -3,7 +3,7 @@ restarted, poison and duplicates mixed into the stream.
 
 Each test ends with the same check: the database holds exactly what a replay of the
 log gives (``tests.consistency.tally``): 0 lost, 0 duplicated, 0 wrong totals. The
-figures are printed (run with ``pytest -s``) and summarised in the README.
+figures are printed (run with ``pytest -s``) and summarised in docs/testing.md.
 
 Sizes come from the environment so a soak can run bigger than CI:
 ``SVMON_FAULT_EVENTS`` (default 50,000) and ``SVMON_FAULT_KILLS`` (default 10).
@@ -109,7 +109,7 @@ class SteadyLoad(threading.Thread):
 
 
 def _report(what: str, figures: dict[str, object]) -> None:
-    """Print the figures, and keep them in test-artifacts/faults.txt for the README."""
+    """Print the figures, and keep them in test-artifacts/faults.txt for docs/testing.md."""
     line = f"{what}: " + ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}"
                                    for k, v in figures.items())
     print("\n" + line)
