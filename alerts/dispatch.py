@@ -202,7 +202,8 @@ class DispatchPolicy:
         """When to try again after a failure (exponential), or None to give up."""
         if attempts_so_far + 1 >= self.max_attempts:
             return None
-        return now + min(self.max_retry, self.first_retry * 2 ** attempts_so_far)
+        wait: timedelta = min(self.max_retry, self.first_retry * 2 ** attempts_so_far)
+        return now + wait
 
 
 @dataclass

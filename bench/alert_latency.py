@@ -32,18 +32,22 @@ from svmon.bootstrap import init_database
 from svmon.core import events as ev
 from svmon.settings import Settings
 
+# the bench contracts' parties, as the API writes their actors (svmon.core.authority)
+MANAGER, SUPPLIER = "mgr-bench", "supplier:S1"
+
 
 def setup_events(cid: str, start: date) -> list[ev.ContractEvent]:
     t0 = datetime.combine(start, datetime.min.time(), tzinfo=UTC)
     return [
-        ev.ContractRegistered(event_id="reg", contract_id=cid, occurred_at=t0, title=cid,
+        ev.ContractRegistered(event_id="reg", contract_id=cid, occurred_at=t0, actor=MANAGER,
+                              title=cid,
                               buyer="Bench Council", buyer_department="Bench",
                               supplier_id="S1", supplier_name="Bench Ltd", start=start,
                               end=start + timedelta(days=729), value_gbp=Decimal(10**6),
-                              catalogue_edition="DEMO-2025", manager="mgr-bench"),
-        ev.CommitmentMade(event_id="commit", contract_id=cid, occurred_at=t0, measure="L-VOL",
-                          target=Decimal(10_000)),
-        ev.MilestoneScheduled(event_id="ms", contract_id=cid, occurred_at=t0,
+                              catalogue_edition="DEMO-2025", manager=MANAGER),
+        ev.CommitmentMade(event_id="commit", contract_id=cid, occurred_at=t0, actor=MANAGER,
+                          measure="L-VOL", target=Decimal(10_000)),
+        ev.MilestoneScheduled(event_id="ms", contract_id=cid, occurred_at=t0, actor=MANAGER,
                               milestone_id="Q1", measure="L-VOL",
                               due=start + timedelta(days=89), cumulative_target=Decimal(2000)),
     ]
@@ -91,7 +95,7 @@ def main() -> None:
                     ticks += 1
                 else:
                     e = ev.EvidenceSubmitted(
-                        event_id=f"e{n}", contract_id=cid, occurred_at=now, actor="supplier",
+                        event_id=f"e{n}", contract_id=cid, occurred_at=now, actor=SUPPLIER,
                         evidence_id=f"e{n}", measure="L-VOL", quantity=Decimal(1),
                         period_start=start, period_end=start + timedelta(days=1))
                 pub.send(e)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.alert_latency import setup_events
+from bench.alert_latency import SUPPLIER, setup_events
 from bench.common import read_progress, record_result, summary
 from infra.broker import EmbeddedBroker, free_port
 from infra.processes import Child
@@ -71,7 +71,7 @@ def main() -> None:
                 eid = f"e{n}"
                 e = ev.EvidenceSubmitted(
                     event_id=eid, contract_id=cids[n % len(cids)], occurred_at=now,
-                    actor="supplier", evidence_id=eid, measure="L-VOL", quantity=Decimal(1),
+                    actor=SUPPLIER, evidence_id=eid, measure="L-VOL", quantity=Decimal(1),
                     unit="hours", period_start=start, period_end=start + timedelta(days=1))
                 sent[eid] = time.time()
                 pub.send(e)

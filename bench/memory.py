@@ -64,13 +64,16 @@ def rss_mb(pid: int) -> float:
     return total
 
 
-def top_up(cids: list[str], n: int, rng: random.Random, tag: str) -> list[ev.ContractEvent]:
+def top_up(cids: list[str], n: int, rng: random.Random, tag: str,
+           suppliers: dict[str, str]) -> list[ev.ContractEvent]:
     """``n`` more pieces of evidence spread over the demo contracts (volunteer hours,
-    a measure every demo contract's catalogue has)."""
+    a measure every demo contract's catalogue has), each from its contract's supplier
+    (``suppliers``: contract id -> supplier id)."""
     at = datetime(TODAY.year, TODAY.month, TODAY.day, tzinfo=UTC) - timedelta(days=40)
     period = at.date() - timedelta(days=30)
-    return [ev.EvidenceSubmitted(event_id=f"{tag}{i}", contract_id=rng.choice(cids),
-                                 occurred_at=at, actor="supplier", evidence_id=f"{tag}{i}",
+    return [ev.EvidenceSubmitted(event_id=f"{tag}{i}", contract_id=(cid := rng.choice(cids)),
+                                 occurred_at=at, actor=f"supplier:{suppliers.get(cid, '')}",
+                                 evidence_id=f"{tag}{i}",
                                  measure="L-VOL", quantity=Decimal(rng.randint(1, 40)),
                                  unit="hours", period_start=period,
                                  period_end=period + timedelta(days=27))
@@ -118,7 +121,9 @@ def main() -> None:
     rng = random.Random(5)
     events = generate(seed=41, today=TODAY, contracts=args.contracts)[:args.events]
     cids = sorted({e.contract_id for e in events})
-    events += top_up(cids, args.events - len(events), rng, "top-")
+    suppliers = {e.contract_id: e.supplier_id for e in events
+                 if isinstance(e, ev.ContractRegistered)}
+    events += top_up(cids, args.events - len(events), rng, "top-", suppliers)
     progress = tmp / "progress-0.json"  # one file per worker started: their sum counts
     with EmbeddedBroker(port=free_port(), log_path=tmp / "broker.log") as broker:
         s = Settings.from_env().with_(
@@ -163,7 +168,8 @@ def main() -> None:
                   f"worker RSS {after_load:.0f} MB (target ≤ 500 MB); worker restarts "
                   f"{restarts}")
             soak_start = time.time()
-            soak = top_up(cids, int(args.soak_rate * args.soak_seconds), rng, "soak-")
+            soak = top_up(cids, int(args.soak_rate * args.soak_seconds), rng, "soak-",
+                          suppliers)
             for i, e in enumerate(soak):
                 pub.send_raw(e.contract_id, encode_event(e))
                 delay = soak_start + (i + 1) / args.soak_rate - time.time()

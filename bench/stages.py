@@ -89,16 +89,17 @@ def main() -> None:
 
     import streams.pipeline as app_module
     from streams.pipeline import LocalStore, Pipeline
-    from streams.processor import Record
+    from streams.processor import Record, partition_for
     from svmon.bootstrap import init_database
     from svmon.schemas import encode_event
 
     events = demo_events(args.events)
     partitions = 4
-    records = [Record("events", hash(e.contract_id) % partitions, i, e.contract_id.encode(),
-                      encode_event(e)) for i, e in enumerate(events)]
+    records = [Record("events", partition_for(e.contract_id.encode(), partitions), i,
+                      e.contract_id.encode(), encode_event(e)) for i, e in enumerate(events)]
     folder = Path(tempfile.mkdtemp(prefix="svmon-stages-bench-"))
-    settings = Settings(data_dir=folder, database_url=args.database_url)
+    settings = Settings(data_dir=folder, database_url=args.database_url,
+                        partitions=partitions)
     repo = init_database(settings, checkpoint_behind=True)
     seconds: Counter[str] = Counter()
     for name in ("decode_all", "process"):  # the names the pipeline calls them by

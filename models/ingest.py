@@ -139,6 +139,18 @@ class IngestStore:
             return f"token {row.token_id} was revoked"
         return Principal(row.kind, row.party, row.token_id)
 
+    def touch_token(self, token_id: str, at: datetime) -> bool:
+        """Record that ``token_id`` was used at ``at``: one UPDATE, which never moves the
+        stored time backwards (a later use may have been written first). Returns whether
+        the row changed. Callers throttle it (``IngestService``): not a write a request."""
+        t = T(ApiToken)
+        with self._writer, self.engine.begin() as conn:
+            n = conn.execute(update(t).where(t.c.token_id == token_id,
+                                             or_(t.c.last_used_at.is_(None),
+                                                 t.c.last_used_at < at))
+                             .values(last_used_at=at)).rowcount
+        return bool(n)
+
     # ------------------------------------------------------------------ inbox
 
     def receive(self, items: Sequence[Incoming], principal: Principal, channel: str
@@ -165,7 +177,8 @@ class IngestStore:
         out: list[tuple[dict[str, Any], bool]] = []
         with self.engine.begin() as conn:
             existing = self._existing(conn, [(i.contract_id, i.event_id) for i in items])
-            new_rows, seen = [], {}
+            new_rows: list[dict[str, Any]] = []
+            seen: dict[tuple[str, str], dict[str, Any]] = {}
             for i in items:
                 key = (i.contract_id, i.event_id)
                 old = existing.get(key) or seen.get(key)
@@ -223,7 +236,7 @@ class IngestStore:
         """(id, contract id, payload, attempts) of unsettled events due to (re)publish."""
         t = T(InboxRow)
         with self.engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(  # type: ignore[misc]
+            return [tuple(r) for r in conn.execute(
                 select(t.c.id, t.c.contract_id, t.c.payload, t.c.publish_attempts)
                 .where(t.c.settled_at.is_(None), t.c.next_publish_at <= now)
                 .order_by(t.c.id).limit(limit))]

@@ -75,7 +75,8 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        at: datetime = value
+        return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
 def _text_or_none(value: Any) -> str | None:
@@ -102,7 +103,7 @@ def _utc_text(value: datetime) -> str:  # (equal instants give equal text: safe 
 AMOUNT = ExactDecimal()
 
 
-def _amount(**kw: object) -> Decimal:
+def _amount(**kw: Any) -> Decimal:
     return Field(sa_column=Column(AMOUNT, nullable=False, **kw))  # type: ignore[no-any-return]
 
 

@@ -85,7 +85,7 @@ def shorten_fetch_wait(max_wait_ms: int) -> None:
 
     from faust.transport.drivers import aiokafka as driver
 
-    real = driver.aiokafka
+    real = driver.aiokafka  # type: ignore[attr-defined]  # the driver's own import
     base = getattr(real, "_svmon_real_consumer", real.AIOKafkaConsumer)
 
     class Consumer(base):  # type: ignore[misc, valid-type]
@@ -155,7 +155,8 @@ def resume_from_applied(app: faust.App, pipeline: Pipeline) -> None:
     committed offset. Faust seeks through ``seek_to_committed`` once table recovery is
     done; this wraps it and seeks again where the two disagree."""
     consumer = app.consumer
-    real = consumer.seek_to_committed
+    # Faust's Consumer has it; the ConsumerT that app.consumer is typed as does not
+    real = consumer.seek_to_committed  # type: ignore[attr-defined]
 
     async def seek_to_applied() -> Any:
         committed = dict(await real())
@@ -170,7 +171,7 @@ def resume_from_applied(app: faust.App, pipeline: Pipeline) -> None:
             await consumer.seek_wait(moves)
         return committed
 
-    consumer.seek_to_committed = seek_to_applied
+    consumer.seek_to_committed = seek_to_applied  # type: ignore[attr-defined]
 
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter number

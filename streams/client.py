@@ -1,8 +1,19 @@
-"""A small kafka-python client for suppliers and tools that write events directly.
+"""A small kafka-python client for integrations that send events over Kafka.
 
     from streams.client import EventPublisher
-    with EventPublisher("127.0.0.1:19092") as pub:
+    with EventPublisher("127.0.0.1:19092", token="svm_...") as pub:
         pub.send(event)          # a core event or a wire-format dict
+
+By default it produces to the intake topic (``<prefix>.intake``) with the API token in
+the ``authorization: Bearer <token>`` header: the intake consumer (``streams.intake``)
+authenticates it, takes the actor from the token, applies the HTTP API's checks and
+answers on ``<prefix>.intake-replies``. Any Kafka client can do the same (librdkafka,
+the Java client): the header and the key are all that matter, not the partitioner.
+
+Only the system writes the contract-events topic (the inbox relay, with this class and
+``topic=settings.events_topic``; tests and benchmarks that feed the worker directly);
+the broker's ACLs refuse integrations there, and the worker dead-letters a record on
+another partition than kafka-python's murmur2 of its key.
 
 Events are keyed by contract id so each contract's log stays in order; the producer
 waits for every replica (``acks="all"``) and keeps one request in flight so retries
@@ -20,15 +31,21 @@ from svmon.core.events import ContractEvent
 from svmon.schemas import decode_event, encode_event
 from svmon.settings import Settings
 
+TOKEN_HEADER = "authorization"  # as streams.intake reads it
+
 
 class EventPublisher:
-    def __init__(self, bootstrap: str, topic: str = Settings().events_topic,
-                 **producer_config: Any) -> None:
+    def __init__(self, bootstrap: str, topic: str = Settings().intake_topic,
+                 token: str | None = None, **producer_config: Any) -> None:
+        """``token``: the API token the intake authenticates the sender by (sent in a
+        header with every record); the system's own writers to contract-events pass
+        that topic and no token."""
         config: dict[str, Any] = dict(bootstrap_servers=bootstrap, acks="all", retries=10,
                                       max_in_flight_requests_per_connection=1, linger_ms=5,
                                       batch_size=256 * 1024)
         config.update(producer_config)
         self.topic = topic
+        self._headers = [(TOKEN_HEADER, f"Bearer {token}".encode())] if token else None
         self._producer = KafkaProducer(**config)
 
     def send(self, event: ContractEvent | Mapping[str, Any]) -> Any:
@@ -37,10 +54,13 @@ class EventPublisher:
             event = decode_event(event)  # raises SchemaError before anything is sent
         return self.send_raw(event.contract_id, encode_event(event))
 
-    def send_raw(self, key: str | None, value: bytes) -> Any:
-        """Send bytes as they are (tests use this to put bad input on the topic)."""
+    def send_raw(self, key: str | None, value: bytes,
+                 headers: list[tuple[str, bytes]] | None = None) -> Any:
+        """Send bytes as they are (tests use this to put bad input on the topic), with
+        the token's header unless ``headers`` are given."""
         return self._producer.send(self.topic, key=key.encode() if key is not None else None,
-                                   value=value)
+                                   value=value, headers=headers if headers is not None
+                                   else self._headers)
 
     def flush(self, timeout: float | None = 60) -> None:
         self._producer.flush(timeout=timeout)

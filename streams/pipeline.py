@@ -281,7 +281,8 @@ class Pipeline:
         """
         # decode and fold in the executor, like the database work: a batch of CPU work on
         # the event loop made Faust's own timers (commits, fetching) run seconds late
-        decoded = await self._run(decode_all, records)
+        decoded = await self._run(decode_all, records, self.settings.partitions
+                                  if self.settings.check_partitions else None)
         for r, e in decoded:
             if not isinstance(e, InvalidInput):
                 self.partition_of[e.contract_id] = r.partition

@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from kafka.partitioner.default import murmur2
+
 from models.repository import Batch
 from svmon.core import events as ev
 from svmon.core.catalogue import Catalogue
@@ -61,8 +63,34 @@ def decode(r: Record) -> ev.ContractEvent | InvalidInput:
     return e
 
 
-def decode_all(records: Sequence[Record]) -> list[Decoded]:
-    return [(r, decode(r)) for r in records]
+def partition_for(key: bytes, partitions: int) -> int:
+    """The partition of ``key``: kafka-python's ``DefaultPartitioner`` (the Java
+    client's murmur2, positive, modulo the count), which the inbox relay produces with;
+    aiokafka's, which Faust sends the clock's ticks with, is the same."""
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def on_its_partition(r: Record, e: ev.ContractEvent | InvalidInput, partitions: int
+                     ) -> ev.ContractEvent | InvalidInput:
+    """The event, or the refusal of a record that is not on its key's partition: a
+    producer with another partitioner (librdkafka's default) splits a contract's log over
+    two partitions, whose events then arrive out of order."""
+    if isinstance(e, InvalidInput) or r.key is None:
+        return e
+    want = partition_for(r.key, partitions)
+    if r.partition == want:
+        return e
+    return InvalidInput("partition", f"partition {want} of {partitions} (murmur2 of the key "
+                        f"{e.contract_id!r}; only the system writes this topic, through the "
+                        "intake)", f"partition {r.partition}",
+                        contract_id=e.contract_id, event_id=e.event_id)
+
+
+def decode_all(records: Sequence[Record], partitions: int | None = None) -> list[Decoded]:
+    """Each record decoded; with ``partitions``, a record on the wrong one is refused."""
+    if partitions is None:
+        return [(r, decode(r)) for r in records]
+    return [(r, on_its_partition(r, decode(r), partitions)) for r in records]
 
 
 def process(records: Sequence[Record] | Sequence[Decoded], lookup: StateLookup,

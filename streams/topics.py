@@ -1,4 +1,4 @@
-"""Create the three topics when they are missing (kafka-python admin client)."""
+"""Create the project's topics when they are missing (kafka-python admin client)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ def topic_configs(settings: Settings, topic: str | None = None) -> dict[str, str
     topic``, and the way back to the present after a database restore), so the broker
     never deletes it by age or size. It is never compacted either: its keys are contract
     ids, and compaction would keep one event per contract. The alerts and dead-letter
-    topics keep the broker's default retention: the database holds both durably.
+    topics keep the broker's default retention: the database holds both durably. So do
+    the intake topic (an accepted message is in the inbox before its offset is committed)
+    and the intake-replies topic (a sender reads its answers soon or asks the API).
 
     With replicas, a write needs ``min.insync.replicas`` of them. The embedded broker
     has one replica, so that is not set there.
@@ -36,7 +38,10 @@ def wanted_topics(settings: Settings) -> dict[str, int]:
     """The project's topics and their partition counts."""
     return {settings.events_topic: settings.partitions,
             settings.alerts_topic: settings.partitions,
-            settings.dead_letter_topic: 1}
+            settings.dead_letter_topic: 1,
+            # integrations' messages, read by the intake consumer only (streams.intake)
+            settings.intake_topic: settings.partitions,
+            settings.intake_replies_topic: settings.partitions}
 
 
 def _admin(settings: Settings, timeout: float) -> KafkaAdminClient:

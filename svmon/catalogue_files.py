@@ -45,7 +45,10 @@ def _rows_xlsx(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
     wb = load_workbook(path, read_only=True, data_only=True)
     try:
-        rows = wb.active.iter_rows(values_only=True)
+        sheet = wb.active
+        if sheet is None:
+            raise CatalogueFileError(f"{path.name}: sheet", "a workbook with a worksheet", None)
+        rows = sheet.iter_rows(values_only=True)
         header = [str(h).strip() if h is not None else "" for h in next(rows, ())]
         for number, row in enumerate(rows, start=2):
             if all(c is None for c in row):

@@ -93,7 +93,8 @@ def _wait_for(repo: Any, settings: Settings, written: dict[int, tuple[int, int]]
               help="Stop everything once the demo is loaded (for scripts and tests).")
 def up(demo: bool, seed: int, contracts: int, embedded_broker: bool,
        exit_after_load: bool) -> None:
-    """Start the broker, the worker and the dashboards; Ctrl-C stops them all."""
+    """Start the broker, the worker, the API, the Kafka intake and the dashboards; Ctrl-C
+    stops them all."""
     from infra.broker import EmbeddedBroker
     from infra.processes import Child, python_module
     from streams.topics import ensure_topics
@@ -130,6 +131,10 @@ def up(demo: bool, seed: int, contracts: int, embedded_broker: bool,
         _wait_for_api(settings, children)
         click.echo(f"api      http://{settings.api_host}:{settings.api_port}/v1/openapi.json "
                    f"(log: {logs / 'api.log'})")
+        children.append(Child("intake", python_module("svmon.cli", "intake"),
+                              settings.to_env(), logs / "intake.log"))
+        click.echo(f"intake   {settings.intake_topic} -> inbox, replies on "
+                   f"{settings.intake_replies_topic} (log: {logs / 'intake.log'})")
         children.append(Child("dashboards", voila_command(settings), absolute(settings).to_env(),
                               logs / "voila.log"))
         click.echo(f"dashboards http://127.0.0.1:{settings.dashboard_port}/voila/render/"
@@ -548,6 +553,22 @@ def api() -> None:
     serve(settings)
 
 
+@main.command()
+@click.option("--relay/--no-relay", default=False, show_default=True,
+              help="Also publish the inbox to contract-events (when no API process runs).")
+def intake(relay: bool) -> None:
+    """Read the Kafka intake topic: authenticate each message by its token header, check
+    it as the HTTP API does, store it in the inbox and answer on the replies topic."""
+    import logging
+
+    from svmon.api.intake import serve
+
+    settings = _settings()
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    serve(settings, relay=relay)
+
+
 @main.group()
 def token() -> None:
     """Bearer tokens of the HTTP API (stored only as hashes)."""
@@ -595,8 +616,12 @@ def token_list() -> None:
 
     for t in IngestStore(init_database(_settings())).tokens():
         revoked = f"revoked {t['revoked_at']:%Y-%m-%d %H:%M}" if t["revoked_at"] else "active"
+        # the API writes it at most once per SVMON_TOKEN_LAST_USED_SECONDS per token
+        used = f"last used {t['last_used_at']:%Y-%m-%d %H:%M}" if t["last_used_at"] \
+            else "never used"
         click.echo(f"{t['token_id']}  {t['kind']:<8} {t['party']:<20} "
-                   f"created {t['created_at']:%Y-%m-%d %H:%M}  {revoked}  {t['label']}")
+                   f"created {t['created_at']:%Y-%m-%d %H:%M}  {used:<26}  {revoked}  "
+                   f"{t['label']}")
 
 
 @main.group()
@@ -727,12 +752,16 @@ def _rebuilt_states(contract: str | None) -> tuple[Any, list[Any]]:
 def export_ocds(contract: str | None, out_dir: Path) -> None:
     """OCDS 1.1 release packages with milestones and the metrics extension."""
     from svmon.audit.exports import ocds_release_package
+    from svmon.safe_output import UnsafePath, path_in
 
     repo, states = _rebuilt_states(contract)
     out_dir.mkdir(parents=True, exist_ok=True)
     now = datetime.now(UTC)
     for s in states:
-        path = out_dir / f"{s.contract_id}.ocds.json"
+        try:  # a file name made from the id, always inside --out
+            path = path_in(out_dir, s.contract_id, ".ocds.json")
+        except UnsafePath as err:
+            raise click.ClickException(str(err)) from err
         path.write_text(json.dumps(ocds_release_package(s, repo.catalogue, now), indent=2))
     click.echo(f"wrote {len(states)} release packages to {out_dir}")
 

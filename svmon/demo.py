@@ -55,6 +55,7 @@ class DemoContract:
     start: date
     end: date
     profile: Decimal
+    manager: str = MANAGERS[0]  # registers, commits, schedules and reviews its evidence
 
 
 def _month_start(d: date) -> date:
@@ -93,16 +94,17 @@ def generate(seed: int = 7, today: date | None = None,
         end = _add_months(start, 12 * years) - timedelta(days=1)
         value = Decimal(rng.randrange(400, 12_000) * 1000)
         profile = profiles[i % len(profiles)]
-        c = DemoContract(cid, supplier_id, start, end, profile)
+        manager = MANAGERS[i % len(MANAGERS)]
+        c = DemoContract(cid, supplier_id, start, end, profile, manager)
         dept = DEPARTMENTS[i % len(DEPARTMENTS)]
         t0 = _at(start, 9)
         out.append(ev.ContractRegistered(
-            event_id=f"{cid}:registered", contract_id=cid, occurred_at=t0, actor="mgr-admin",
+            event_id=f"{cid}:registered", contract_id=cid, occurred_at=t0, actor=manager,
             title=f"{dept}: {rng.choice(('services', 'works', 'framework call-off', 'support'))}"
                   f" {start.year}-{end.year}",
             buyer=BUYER, buyer_department=dept, supplier_id=supplier_id,
             supplier_name=supplier_name, start=start, end=end, value_gbp=value,
-            catalogue_edition=EDITION, manager=MANAGERS[i % len(MANAGERS)]))
+            catalogue_edition=EDITION, manager=manager))
         measures = rng.sample(sorted(TARGETS), rng.randint(3, 5))
         scale = Decimal(years) / 3 * (value / 1_000_000) ** Decimal("0.5")
         for m in measures:
@@ -125,7 +127,7 @@ def _commitment(c: DemoContract, m: str, target: Decimal,
                 t0: datetime) -> list[ev.ContractEvent]:
     out: list[ev.ContractEvent] = [ev.CommitmentMade(
         event_id=f"{c.contract_id}:commit:{m}", contract_id=c.contract_id, occurred_at=t0,
-        actor="mgr-admin", measure=m, target=target)]
+        actor=c.manager, measure=m, target=target)]
     term = (c.end - c.start).days + 1
     due = _add_months(c.start, 3) - timedelta(days=1)
     n = 1
@@ -135,7 +137,7 @@ def _commitment(c: DemoContract, m: str, target: Decimal,
         if cumulative > 0:
             out.append(ev.MilestoneScheduled(
                 event_id=f"{c.contract_id}:milestone:{m}:Q{n}", contract_id=c.contract_id,
-                occurred_at=t0, actor="mgr-admin", milestone_id=f"{m}-Q{n}", measure=m,
+                occurred_at=t0, actor=c.manager, milestone_id=f"{m}-Q{n}", measure=m,
                 due=due, cumulative_target=cumulative))
         n += 1
         due = _add_months(due + timedelta(days=1), 3) - timedelta(days=1)
@@ -156,7 +158,7 @@ def _evidence(rng: random.Random, c: DemoContract, m: str, target: Decimal,
         q = _quantity(rng, monthly, m)
         if q > 0:
             eid = f"{c.contract_id}:evidence:{m}:{month:%Y-%m}"
-            who = f"supplier-{c.supplier_id}"
+            who = f"supplier:{c.supplier_id}"  # as the API writes a supplier's actor
             out.append(ev.EvidenceSubmitted(
                 event_id=eid, contract_id=c.contract_id, occurred_at=_at(submitted, 10),
                 actor=who, evidence_id=eid, measure=m, quantity=q, period_start=month,
@@ -168,11 +170,11 @@ def _evidence(rng: random.Random, c: DemoContract, m: str, target: Decimal,
             if decided < today and roll < 0.95:
                 out.append(ev.EvidenceVerified(
                     event_id=f"{eid}:verified", contract_id=c.contract_id,
-                    occurred_at=_at(decided, 15), actor="mgr-review", evidence_id=eid))
+                    occurred_at=_at(decided, 15), actor=c.manager, evidence_id=eid))
             elif decided < today:
                 out.append(ev.EvidenceRejected(
                     event_id=f"{eid}:rejected", contract_id=c.contract_id,
-                    occurred_at=_at(decided, 15), actor="mgr-review", evidence_id=eid,
+                    occurred_at=_at(decided, 15), actor=c.manager, evidence_id=eid,
                     reason=rng.choice(REJECT_REASONS)))
         month = _add_months(month, 1)
     return out

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import fields
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeGuard
 
 from svmon.core import events as ev
 from svmon.core.errors import SchemaError
@@ -46,6 +46,19 @@ def _err(field: str, expected: str, got: Any, ids: Ids) -> SchemaError:
                        event_id=ids.get("event_id"))
 
 
+# The one grammar of the ids that name things: contracts, suppliers, measures, evidence,
+# milestones and events. They end up in file names (``<contract>.ocds.json``), URL paths
+# and spreadsheet cells, so: ASCII letters and digits and ``. _ : + -``, starting with a
+# letter or digit (so never ``=``, ``+``, ``-`` or ``@`` first, which a spreadsheet reads
+# as a formula), without ``..``, and no ``/``, ``\``, whitespace or control characters.
+# Every id the project makes fits: ``C-001``, ``NT1``, ``L-VOL-2026``,
+# ``C-001:evidence:NT1:2025-03``, ``tick:2025-05-01T00:00:00+00:00``,
+# ``commitment:NT1:1E+3:v0``. The OpenAPI document's patterns are made from it.
+ID_PATTERN = rf"(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._:+-]{{0,{MAX_ID_LENGTH - 1}}}"
+ID_RE = re.compile(ID_PATTERN, re.ASCII)
+ID_EXPECTED = (f"an identifier of 1-{MAX_ID_LENGTH} characters: ASCII letters, digits and "
+               "'.', '_', ':', '+', '-', starting with a letter or digit, without '..'")
+
 _IDENT = re.compile(rf"\S{{1,{MAX_ID_LENGTH}}}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _DECIMAL = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?", re.ASCII)
@@ -62,6 +75,18 @@ def _ident(v: Any, f: str, ids: Ids) -> str:
         raise _err(f, f"an identifier of 1-{MAX_ID_LENGTH} printable characters without spaces",
                    v, ids)
     return v
+
+
+def _id(v: Any, f: str, ids: Ids) -> str:
+    """An id in the one grammar (``ID_PATTERN``)."""
+    if type(v) is not str or not ID_RE.fullmatch(v):
+        raise _err(f, ID_EXPECTED, v, ids)
+    return v
+
+
+def is_id(v: Any) -> bool:
+    """Whether ``v`` is an id in the one grammar."""
+    return type(v) is str and ID_RE.fullmatch(v) is not None
 
 
 def _storable(v: str) -> bool:
@@ -212,27 +237,27 @@ REQUIRED = object()
 _DATA: dict[type[ev.ContractEvent], dict[str, tuple[Reader, Any]]] = {
     ev.ContractRegistered: {
         "title": (_name, REQUIRED), "buyer": (_name, REQUIRED),
-        "buyer_department": (_text, ""), "supplier_id": (_ident, REQUIRED),
+        "buyer_department": (_text, ""), "supplier_id": (_id, REQUIRED),
         "supplier_name": (_name, REQUIRED), "start": (_date, REQUIRED), "end": (_date, REQUIRED),
         "value_gbp": (_non_negative, REQUIRED), "catalogue_edition": (_ident, REQUIRED),
         "manager": (_ident, REQUIRED), "reporting_cadence_days": (_days, 90),
         "deputy": (_optional_ident, ""), "supplier_contact": (_optional_ident, ""),
         "policy": (_policy, ()),
     },
-    ev.CommitmentMade: {"measure": (_ident, REQUIRED), "target": (_positive, REQUIRED)},
+    ev.CommitmentMade: {"measure": (_id, REQUIRED), "target": (_positive, REQUIRED)},
     ev.MilestoneScheduled: {
-        "milestone_id": (_ident, REQUIRED), "measure": (_ident, REQUIRED),
+        "milestone_id": (_id, REQUIRED), "measure": (_id, REQUIRED),
         "due": (_date, REQUIRED), "cumulative_target": (_positive, REQUIRED),
     },
     ev.EvidenceSubmitted: {
-        "evidence_id": (_ident, REQUIRED), "measure": (_ident, REQUIRED),
+        "evidence_id": (_id, REQUIRED), "measure": (_id, REQUIRED),
         "quantity": (_positive, REQUIRED), "period_start": (_date, REQUIRED),
         "period_end": (_date, REQUIRED), "description": (_text, ""),
         "attachments": (_attachments, ()), "unit": (_unit, ""),
     },
-    ev.EvidenceVerified: {"evidence_id": (_ident, REQUIRED), "note": (_text, "")},
-    ev.EvidenceRejected: {"evidence_id": (_ident, REQUIRED), "reason": (_name, REQUIRED)},
-    ev.EvidenceRetracted: {"evidence_id": (_ident, REQUIRED), "reason": (_text, "")},
+    ev.EvidenceVerified: {"evidence_id": (_id, REQUIRED), "note": (_text, "")},
+    ev.EvidenceRejected: {"evidence_id": (_id, REQUIRED), "reason": (_name, REQUIRED)},
+    ev.EvidenceRetracted: {"evidence_id": (_id, REQUIRED), "reason": (_text, "")},
     ev.ClockTicked: {"at": (_datetime, REQUIRED)},
 }
 _BY_NAME = {t.__name__: t for t in _DATA}
@@ -249,8 +274,11 @@ _NUMBER = {"anyOf": [{"type": "string", "pattern": f"^{_DECIMAL.pattern}$"},
            "description": "a decimal number; a string keeps it exact"}
 IDENT_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH,
                  "pattern": "^\\S+$"}
+ID_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH,
+             "pattern": f"^{ID_PATTERN}$", "description": ID_EXPECTED}
 _JSON: dict[Reader, dict[str, Any]] = {
     _ident: IDENT_SCHEMA,
+    _id: ID_SCHEMA,
     _optional_ident: {"type": "string", "maxLength": MAX_ID_LENGTH, "pattern": "^\\S*$"},
     _text: {"type": "string", "maxLength": MAX_TEXT_LENGTH},
     _name: {"type": "string", "minLength": 1, "maxLength": MAX_TEXT_LENGTH},
@@ -347,9 +375,12 @@ def _decode_checked(obj: Any) -> ev.ContractEvent:
     if not isinstance(version, int) or isinstance(version, bool) \
             or version not in SUPPORTED_VERSIONS:
         raise SchemaError("schema_version", f"one of {sorted(SUPPORTED_VERSIONS)}", version)
+    # the event id is checked against the id grammar last: an id the API derived from
+    # the body (see svmon.api.service.default_event_id) fails only when a field it was
+    # made of fails, and that field's own error is the one to report
     event_id = _ident(obj.get("event_id"), "event_id", ids)
     ids["event_id"] = event_id
-    contract_id = _ident(obj.get("contract_id"), "contract_id", ids)
+    contract_id = _id(obj.get("contract_id"), "contract_id", ids)
     ids["contract_id"] = contract_id
     type_name = obj.get("type")
     cls = _BY_NAME.get(type_name) if isinstance(type_name, str) else None
@@ -375,6 +406,7 @@ def _decode_checked(obj: Any) -> ev.ContractEvent:
     if cls is ev.EvidenceSubmitted and values["period_end"] < values["period_start"]:
         raise _err("data.period_end", f"on or after period_start {values['period_start']}",
                    values["period_end"].isoformat(), ids)
+    _id(event_id, "event_id", ids)
     return cls(event_id=event_id, contract_id=contract_id, occurred_at=occurred_at,
                actor=actor, **values)
 
@@ -395,13 +427,17 @@ _TIMES: dict[str, datetime] = {}  # wire text -> UTC datetime, in the supported 
 _CACHE_LIMIT = 8192
 
 
-def _fast_ident(v: Any) -> bool:
+def _fast_ident(v: Any) -> TypeGuard[str]:
     """1-128 printable ASCII characters, no space: what _ident accepts first."""
     return type(v) is str and 0 < len(v) <= MAX_ID_LENGTH and v.isascii() \
         and v.isprintable() and " " not in v
 
 
-def _fast_text(v: Any) -> bool:
+def _fast_id(v: Any) -> TypeGuard[str]:
+    return type(v) is str and ID_RE.fullmatch(v) is not None
+
+
+def _fast_text(v: Any) -> TypeGuard[str]:
     """ASCII text without NUL within the limit (ASCII is always storable)."""
     return type(v) is str and len(v) <= MAX_TEXT_LENGTH and v.isascii() and "\x00" not in v
 
@@ -480,7 +516,7 @@ def _fast_submitted(d: dict[str, Any], eid: str, cid: str, at: datetime,
     if not d.keys() <= _SUBMITTED_KEYS:
         return None
     evidence_id, measure = d.get("evidence_id"), d.get("measure")
-    if not _fast_ident(evidence_id) or not _fast_ident(measure):
+    if not _fast_id(evidence_id) or not _fast_id(measure):
         return None
     quantity = _fast_positive(d.get("quantity"))
     start, end = _fast_date(d.get("period_start")), _fast_date(d.get("period_end"))
@@ -504,7 +540,7 @@ def _fast_verified(d: dict[str, Any], eid: str, cid: str, at: datetime,
     if not d.keys() <= _VERIFIED_KEYS:
         return None
     evidence_id, note = d.get("evidence_id"), d.get("note", "")
-    if not _fast_ident(evidence_id) or not _fast_text(note):
+    if not _fast_id(evidence_id) or not _fast_text(note):
         return None
     return _new_verified(eid, cid, at, actor, evidence_id, note)
 
@@ -514,7 +550,7 @@ def _fast_scheduled(d: dict[str, Any], eid: str, cid: str, at: datetime,
     if not d.keys() <= _SCHEDULED_KEYS:
         return None
     milestone_id, measure = d.get("milestone_id"), d.get("measure")
-    if not _fast_ident(milestone_id) or not _fast_ident(measure):
+    if not _fast_id(milestone_id) or not _fast_id(measure):
         return None
     due, target = _fast_date(d.get("due")), _fast_positive(d.get("cumulative_target"))
     if due is None or target is None:
@@ -535,7 +571,7 @@ def _fast_committed(d: dict[str, Any], eid: str, cid: str, at: datetime,
     if not d.keys() <= _COMMITTED_KEYS:
         return None
     measure, target = d.get("measure"), _fast_positive(d.get("target"))
-    if not _fast_ident(measure) or target is None:
+    if not _fast_id(measure) or target is None:
         return None
     return _new_committed(eid, cid, at, actor, measure, target)
 
@@ -558,7 +594,7 @@ def _decode_fast(obj: dict[str, Any]) -> ev.ContractEvent | None:
     if fast is None or type(data) is not dict:
         return None
     eid, cid, actor = obj.get("event_id"), obj.get("contract_id"), obj.get("actor", "system")
-    if not _fast_ident(eid) or not _fast_ident(cid) or not _fast_ident(actor):
+    if not _fast_id(eid) or not _fast_id(cid) or not _fast_ident(actor):
         return None
     at = _fast_datetime(obj.get("occurred_at"))
     if at is None:

@@ -12,7 +12,8 @@
 | ``SVMON_BATCH_WRITER`` | ``process`` | batches written by a second process, or ``thread`` |
 | ``SVMON_STUCK_REBALANCE_SECONDS`` | ``60`` | a longer rebalance ends the worker (status 70) |
 | ``SVMON_CATALOGUE`` | (none) | extra catalogue files (CSV/XLSX), separated by ``:`` |
-| ``SVMON_TOPIC_PREFIX`` | ``svmon`` | prefix of the three topics |
+| ``SVMON_TOPIC_PREFIX`` | ``svmon`` | prefix of the project's topics |
+| ``SVMON_CHECK_PARTITIONS`` | ``1`` | dead-letter a contract event off its key's partition |
 | ``SVMON_SMTP_URL`` | (none: no email) | ``smtp://user:password@host:port?starttls=1`` |
 | ``SVMON_SMTP_FROM`` | ``svmon@localhost`` | sender of alert emails |
 | ``SVMON_SMTP_CAFILE`` | (system CAs) | CA bundle for STARTTLS |
@@ -21,6 +22,7 @@
 | ``SVMON_ESCALATE_HOURS`` | ``24`` | unacknowledged alerts go to the deputy after this |
 | ``SVMON_API_HOST`` / ``SVMON_API_PORT`` | ``127.0.0.1`` / ``8080`` | where the HTTP API listens |
 | ``SVMON_REDELIVER_SECONDS`` | ``30`` | publish an unsettled received event again after this |
+| ``SVMON_TOKEN_LAST_USED_SECONDS`` | ``60`` | most often a token's last-used time is written |
 | ``SVMON_DASHBOARD_PORT`` | ``8866`` | where Voila serves the dashboards |
 | ``SVMON_REPLICATION_FACTOR`` | ``1`` | replicas of each topic created (3 in production) |
 | ``SVMON_MIN_INSYNC_REPLICAS`` | ``1`` | their ``min.insync.replicas`` (2 in production) |
@@ -64,9 +66,14 @@ class Settings:
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     redeliver_seconds: float = 30.0
+    token_last_used_seconds: float = 60.0  # per token, per API process
     dashboard_port: int = 8866
     replication_factor: int = 1
     min_insync_replicas: int = 1
+    # the worker dead-letters a record whose partition is not kafka-python's (murmur2) for
+    # its key, the partitioner the relay uses: a producer with another partitioner
+    # (librdkafka's default) would put a contract's events on two partitions, out of order
+    check_partitions: bool = True
 
     def __post_init__(self) -> None:
         if self.batch_writer not in BATCH_WRITERS:
@@ -87,6 +94,16 @@ class Settings:
     @property
     def dead_letter_topic(self) -> str:
         return f"{self.topic_prefix}.dead-letter"
+
+    @property
+    def intake_topic(self) -> str:
+        """Where integrations produce (``streams.intake``); never read by the worker."""
+        return f"{self.topic_prefix}.intake"
+
+    @property
+    def intake_replies_topic(self) -> str:
+        """The intake's answer to every message: a receipt or a refusal."""
+        return f"{self.topic_prefix}.intake-replies"
 
     @property
     def bootstrap(self) -> str:
@@ -116,9 +133,11 @@ class Settings:
                 "SVMON_FETCH_MAX_WAIT_MS": str(self.fetch_max_wait_ms),
                 "SVMON_API_HOST": self.api_host, "SVMON_API_PORT": str(self.api_port),
                 "SVMON_REDELIVER_SECONDS": str(self.redeliver_seconds),
+                "SVMON_TOKEN_LAST_USED_SECONDS": str(self.token_last_used_seconds),
                 "SVMON_DASHBOARD_PORT": str(self.dashboard_port),
                 "SVMON_REPLICATION_FACTOR": str(self.replication_factor),
-                "SVMON_MIN_INSYNC_REPLICAS": str(self.min_insync_replicas)}
+                "SVMON_MIN_INSYNC_REPLICAS": str(self.min_insync_replicas),
+                "SVMON_CHECK_PARTITIONS": "1" if self.check_partitions else "0"}
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -152,8 +171,12 @@ class Settings:
             api_host=e.get("SVMON_API_HOST", cls.api_host),
             api_port=int(e.get("SVMON_API_PORT", cls.api_port)),
             redeliver_seconds=float(e.get("SVMON_REDELIVER_SECONDS", cls.redeliver_seconds)),
+            token_last_used_seconds=float(e.get("SVMON_TOKEN_LAST_USED_SECONDS",
+                                                cls.token_last_used_seconds)),
             dashboard_port=int(e.get("SVMON_DASHBOARD_PORT", cls.dashboard_port)),
             replication_factor=int(e.get("SVMON_REPLICATION_FACTOR", cls.replication_factor)),
             min_insync_replicas=int(e.get("SVMON_MIN_INSYNC_REPLICAS",
                                           cls.min_insync_replicas)),
+            check_partitions=e.get("SVMON_CHECK_PARTITIONS", "1").strip().lower()
+            not in ("0", "false", "no", "off"),
         )

@@ -18,6 +18,7 @@ import io
 from typing import Any
 
 from svmon.core.errors import SchemaError
+from svmon.safe_output import csv_writer
 
 COLUMNS = ("contract_id", "evidence_id", "measure", "quantity", "unit", "period_start",
            "period_end", "description", "event_id")
@@ -81,9 +82,10 @@ def read_rows(raw: bytes | str) -> list[tuple[int, dict[str, Any] | SchemaError]
 
 
 def error_rows(errors: list[Any]) -> str:
-    """The per-row error report as CSV (row, field, expected, got, message)."""
+    """The per-row error report as CSV (row, field, expected, got, message), formula-safe:
+    it quotes what came, and what came may start with ``=``."""
     out = io.StringIO()
-    w = csv.writer(out)
+    w = csv_writer(out)
     w.writerow(["row", "field", "expected", "got", "message"])
     for e in errors:
         d = e.as_dict("row")

@@ -30,7 +30,7 @@ from svmon.api import csvio
 from svmon.api.openapi import document
 from svmon.api.service import IngestService, ItemErrors, Unauthorized
 from svmon.core.errors import InvalidInput, SchemaError
-from svmon.schemas import MAX_MESSAGE_BYTES, parse_json
+from svmon.schemas import ID_EXPECTED, MAX_MESSAGE_BYTES, is_id, parse_json
 
 log = logging.getLogger(__name__)
 MAX_JSON_BATCH_BYTES = 2 * 1024 * 1024
@@ -133,11 +133,10 @@ def _query_int(request: Request, name: str, default: int | None, lo: int, hi: in
 
 
 def _ident_param(name: str, value: str) -> str:
-    """Ids in paths and queries: what the wire schema allows, so a NUL or a control
-    character never reaches the database (PostgreSQL refuses NUL with an error)."""
-    if not value or len(value) > 128 or not value.isprintable() or " " in value:
-        raise InvalidInput(name, "an id of 1-128 printable characters without spaces",
-                           value)
+    """Ids in paths and queries: the wire schema's one grammar (the OpenAPI document's
+    pattern), so a NUL, a control character or a path never reaches the database."""
+    if not is_id(value):
+        raise InvalidInput(name, ID_EXPECTED, value)
     return value
 
 

@@ -10,10 +10,12 @@ from typing import Any
 
 from svmon import __version__
 from svmon.api.csvio import COLUMNS, MODES
-from svmon.schemas import IDENT_SCHEMA, data_json_schema
+from svmon.schemas import ID_SCHEMA, data_json_schema
 
 ERROR = {"$ref": "#/components/schemas/Error"}
-IDENT = dict(IDENT_SCHEMA)
+# contract, evidence and event ids, in the path, the query and bodies: the decoder's one
+# id grammar (svmon.schemas.ID_PATTERN), so the document cannot say otherwise
+IDENT = dict(ID_SCHEMA)
 ERRORS = {
     "400": "Malformed body (not JSON, not UTF-8)",
     "401": "No token, an unknown token or a revoked token",
@@ -73,7 +75,7 @@ def _with_event_id(schema: dict[str, Any]) -> dict[str, Any]:
 
 def _path(name: str, description: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "description": description,
-            "schema": {**IDENT, "pattern": "^[^\\s/]+$"}}
+            "schema": dict(IDENT)}
 
 
 CID = _path("contract_id", "The contract's id")

@@ -17,14 +17,15 @@ from svmon.api.views import ContractViews
 from svmon.settings import Settings
 
 
-def build_service(repo: Repository) -> IngestService:
+def build_service(repo: Repository, settings: Settings | None = None) -> IngestService:
     store = IngestStore(repo)
-    return IngestService(store, ContractViews(store, repo.catalogue))
+    every = (settings or Settings()).token_last_used_seconds
+    return IngestService(store, ContractViews(store, repo.catalogue), last_used_seconds=every)
 
 
 def build(settings: Settings, repo: Repository, *, relay: bool = True) -> Starlette:
     """The app; with ``relay`` it publishes the inbox to the broker while it runs."""
-    service = build_service(repo)
+    service = build_service(repo, settings)
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from models.ingest import (
@@ -28,13 +29,17 @@ from models.ingest import (
 )
 from models.repository import NotAllowed
 from svmon.api.views import ContractViews
+from svmon.core import authority
 from svmon.core import events as ev
-from svmon.core.errors import InvalidInput, SchemaError, SvmonError
+from svmon.core.errors import InvalidInput, RejectedEvent, SchemaError, SvmonError
 from svmon.core.fold import fold
 from svmon.core.state import ContractState
-from svmon.schemas import SCHEMA_VERSION, decode_event, encode_event, now_utc
+from svmon.schemas import SCHEMA_VERSION, decode_event, encode_event, is_id, now_utc
 
 MAX_BATCH = 500
+LAST_USED_SECONDS = 60.0  # default of Settings.token_last_used_seconds
+
+log = logging.getLogger(__name__)
 
 
 class Unauthorized(SvmonError):
@@ -66,19 +71,16 @@ class ItemErrors(SvmonError):
         return f"{self.label} {first.index}: {first.error}{more}"
 
 
-# which kind of party may send each event type
+# which kind of party may send each event type over the API: the core's table
+# (svmon.core.authority), less what only the system asserts (time passing)
 SENDERS: dict[type[ev.ContractEvent], str] = {
-    ev.EvidenceSubmitted: "supplier", ev.EvidenceRetracted: "supplier",
-    ev.EvidenceVerified: "manager", ev.EvidenceRejected: "manager",
-    ev.CommitmentMade: "manager", ev.MilestoneScheduled: "manager",
-    ev.ContractRegistered: "manager",
-}
+    t: kind for t, kind in authority.SENDERS.items() if kind != "system"}
 
 
 def default_event_id(*parts: object) -> str:
     """A deterministic id, so a retry without a client id is still recognised."""
     text = ":".join(str(p) for p in parts)
-    if len(text) <= 128 and text.isprintable() and not any(c.isspace() for c in text):
+    if is_id(text):
         return text
     # too long or not an identifier: a digest keeps it valid, so the field's own check
     # (not the derived id's) reports what is wrong
@@ -96,8 +98,14 @@ class Draft:
 
 class IngestService:
     def __init__(self, store: IngestStore, views: ContractViews,
-                 clock: Callable[[], datetime] = now_utc) -> None:
+                 clock: Callable[[], datetime] = now_utc,
+                 last_used_seconds: float = LAST_USED_SECONDS) -> None:
         self.store, self.views, self.clock = store, views, clock
+        # a token's last-used time is written at most once per token per this interval:
+        # when this process last wrote it, per token id
+        self.last_used_every = timedelta(seconds=last_used_seconds)
+        self._last_used_written: dict[str, datetime] = {}
+        self._last_used_lock = threading.Lock()
         # a request's check and its write happen under its contracts' locks, so two
         # requests on one contract cannot both pass a check that only one may pass
         self._stripes = [threading.Lock() for _ in range(64)]
@@ -115,7 +123,22 @@ class IngestService:
         found = self.store.principal(token)
         if isinstance(found, str):
             raise Unauthorized(found)
+        self._note_use(found.token_id)
         return found
+
+    def _note_use(self, token_id: str) -> None:
+        """Record the token's use, throttled; a failed write is logged, never raised."""
+        now = self.clock()
+        with self._last_used_lock:
+            last = self._last_used_written.get(token_id)
+            # due after the interval, or at once if the clock went back past the last write
+            if last is not None and last <= now < last + self.last_used_every:
+                return
+            self._last_used_written[token_id] = now  # claimed: concurrent requests skip
+        try:
+            self.store.touch_token(token_id, now)
+        except Exception:  # the request goes on; the next interval writes again
+            log.warning("could not record the use of token %s", token_id, exc_info=True)
 
     # ------------------------------------------------------------- drafts
 
@@ -147,17 +170,20 @@ class IngestService:
         if p.kind != kind:
             raise NotAllowed(f"only a {kind} may send {type(e).__name__} "
                              f"(this token is a {p.kind}'s)")
+        if authority.parse_actor(p.actor)[0] != kind:  # e.g. a manager named "system"
+            raise NotAllowed(f"{p.kind} {p.party!r} cannot send events: its actor "
+                             f"{p.actor!r} reads as another party's")
         terms = state.terms
         if terms is None:
             if isinstance(e, ev.ContractRegistered):
-                if p.party not in (e.manager, e.deputy):
+                if not authority.manages(p.party, e):
                     raise NotAllowed(f"{p.party} may register only contracts they manage "
                                      f"(manager {e.manager!r})")
                 return
             raise NotFound(f"no contract {e.contract_id!r}")
-        if kind == "supplier" and terms.supplier_id != p.party:
+        if kind == "supplier" and not authority.supplies(p.party, terms):
             raise NotAllowed(f"contract {e.contract_id} is not supplier {p.party}'s")
-        if kind == "manager" and p.party not in (terms.manager, terms.deputy):
+        if kind == "manager" and not authority.manages(p.party, terms):
             raise NotAllowed(f"contract {e.contract_id} is not managed by {p.party}")
 
     def _check(self, p: Principal, state: ContractState, d: Draft) -> ContractState:
@@ -170,7 +196,15 @@ class IngestService:
                 raise Conflict("evidence_id", "an evidence id not used before on this "
                                f"contract (it was sent by event {rec.event_ids[0]!r})",
                                e.evidence_id, contract_id=e.contract_id, event_id=e.event_id)
-        new, _ = fold(state, e, self.views.catalogue, self.views.policy)
+        try:
+            new, _ = fold(state, e, self.views.catalogue, self.views.policy)
+        except RejectedEvent as err:
+            if isinstance(e, ev.MilestoneScheduled) and err.field == "milestone_id":
+                # the fold refuses a milestone id reused with another body; over HTTP
+                # that is a conflict with the milestone already there (409)
+                raise Conflict(err.field, err.expected, err.got, contract_id=e.contract_id,
+                               event_id=e.event_id) from err
+            raise
         return new
 
     def accept(self, p: Principal, drafts: Sequence[tuple[int, Draft | InvalidInput]],
@@ -290,8 +324,8 @@ class IngestService:
         version it would make. A retry of the latest version gets that version's id back
         (the original receipt); going back to an earlier value is a new version, not a
         retry of the old one."""
-        state = self.views.state(contract_id) if isinstance(contract_id, str) \
-            and contract_id.isprintable() and 0 < len(contract_id) <= 128 else None
+        state = self.views.state(contract_id) if is_id(contract_id) else None
+        what: tuple[Any, ...]
         if type_name == "CommitmentMade":
             what = ("commitment", data.get("measure"), data.get("target"))
             key = data.get("measure")
@@ -303,8 +337,9 @@ class IngestService:
                     data.get("cumulative_target"))
             key = data.get("milestone_id")
             m = state.milestones.get(key) if state and isinstance(key, str) else None
-            ids, same = (m.event_ids, (str(m.due), str(m.cumulative_target)) ==
-                         (str(data.get("due")), str(data.get("cumulative_target")))) if m \
+            ids, same = (m.event_ids, (m.measure, str(m.due), str(m.cumulative_target)) ==
+                         (data.get("measure"), str(data.get("due")),
+                          str(data.get("cumulative_target")))) if m \
                 else ((), False)
         else:
             what = ("registered", request_digest(type_name, "", data)[:16])
@@ -350,8 +385,8 @@ class IngestService:
         t = state.terms
         if t is None:
             raise NotFound(f"no contract {contract_id!r}")
-        allowed = t.supplier_id == p.party if p.kind == "supplier" else \
-            p.party in (t.manager, t.deputy)
+        allowed = authority.supplies(p.party, t) if p.kind == "supplier" else \
+            authority.manages(p.party, t)
         if not allowed:
             raise NotAllowed(f"contract {contract_id} is not visible to {p.kind} {p.party}")
         return state
@@ -368,3 +403,4 @@ class IngestService:
         if r is None:
             raise NotFound(f"no event {event_id!r} received on contract {contract_id}")
         return r
+

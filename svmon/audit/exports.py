@@ -14,7 +14,8 @@ from decimal import Decimal
 from typing import Any
 
 from svmon.core.catalogue import Catalogue
-from svmon.core.rules import RatingThresholds, expected_by, rating_for
+from svmon.core.events import delivery_axis
+from svmon.core.rules import RatingThresholds, canonical, expected_by, rating_for
 from svmon.core.state import ContractState, Milestone
 
 OCID_PREFIX = "ocds-svmon"
@@ -27,12 +28,50 @@ def _amount(d: Decimal) -> float | int:
     return int(d) if d == d.to_integral_value() else float(d)
 
 
+_OCDS_MILESTONE_STATUS = {"scheduled": "scheduled", "met": "met", "met late": "met",
+                          "partially met": "partiallyMet", "not met": "notMet"}
+
+
 def _milestone_status(m: Milestone) -> str:
-    if m.status == "scheduled":
-        return "scheduled"
+    """The OCDS milestoneStatus code of a milestone's status (svmon.core.rules):
+
+    - "scheduled" (not yet due + reporting lag) -> ``scheduled``;
+    - "met" -> ``met``, with ``dateMet`` the due date (delivered by then);
+    - "met late" -> ``met``, with ``dateMet`` the day the evidence that reached the
+      target was recorded, so later than ``dueDate`` (the codelist has no "met late");
+    - "partially met" (verified delivery by the due date > 0 and < target) ->
+      ``partiallyMet``;
+    - "not met" (nothing verified for periods up to the due date) -> ``notMet``.
+    """
+    return _OCDS_MILESTONE_STATUS[m.status]
+
+
+def _date_met(m: Milestone) -> str | None:
     if m.status == "met":
-        return "met"
-    return "partiallyMet" if (m.verified_when_judged or 0) > 0 else "notMet"
+        return _day(m.due)
+    if m.status == "met late" and m.met_at is not None:
+        return m.met_at.astimezone(UTC).isoformat()
+    return None
+
+
+def _milestone(m: Milestone) -> dict[str, Any]:
+    """One OCDS milestone: status, ``dateMet`` when met, and the achieved figure (verified
+    delivery in evidence periods up to the due date, a spanning period pro rata)."""
+    desc = (f"Cumulative verified delivery of {m.measure} of at least {m.cumulative_target} "
+            f"by {m.due.isoformat()}")
+    if m.status != "scheduled":
+        judged = m.judged_at.astimezone(UTC).isoformat() if m.judged_at else "?"
+        desc += (f". Achieved {canonical(m.verified)} verified ({m.status}; "
+                 f"{delivery_axis(m.due)}; first judged {judged})")
+    out: dict[str, Any] = {
+        "id": m.milestone_id, "title": f"{m.measure}: {m.cumulative_target} cumulative",
+        "type": "delivery", "dueDate": _day(m.due), "status": _milestone_status(m),
+        "description": desc,
+    }
+    met = _date_met(m)
+    if met is not None:
+        out["dateMet"] = met
+    return out
 
 
 def _day(d: date) -> str:
@@ -72,12 +111,8 @@ def ocds_release_package(s: ContractState, catalogue: Catalogue,
                 o["value"] = {"amount": _amount(m.value_gbp(units)), "currency": "GBP"}
             obs.append(o)
         delivered.append({"id": code, "title": m.title, "observations": obs})
-    milestones = [{
-        "id": m.milestone_id, "title": f"{m.measure}: {m.cumulative_target} cumulative",
-        "type": "delivery", "dueDate": _day(m.due), "status": _milestone_status(m),
-        "description": f"Cumulative verified delivery of {m.measure} of at least "
-                       f"{m.cumulative_target} by {m.due.isoformat()}",
-    } for m in sorted(s.milestones.values(), key=lambda m: (m.due, m.milestone_id))]
+    milestones = [_milestone(m) for m in sorted(s.milestones.values(),
+                                                key=lambda m: (m.due, m.milestone_id))]
     release = {
         "ocid": f"{OCID_PREFIX}-{s.contract_id}",
         "id": f"{s.contract_id}-{as_of.strftime('%Y%m%dT%H%M%SZ')}",

@@ -6,7 +6,6 @@ each one and when, and the catalogue edition and proxy value that priced it.
 
 from __future__ import annotations
 
-import csv
 import html
 import json
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ from svmon.audit.replay import Mismatch, Rebuild
 from svmon.core.catalogue import Catalogue
 from svmon.core.rules import shortfall
 from svmon.core.state import ContractState
+from svmon.safe_output import csv_writer
 
 
 def _s(v: Any) -> Any:
@@ -73,12 +73,13 @@ def build(rebuilt: Rebuild, catalogue: Catalogue, *, source: str, as_of: datetim
 
 
 def write(report: dict[str, Any], out_dir: Path) -> list[Path]:
-    """report.json, totals.csv, lineage.csv and report.html in ``out_dir``."""
+    """report.json, totals.csv, lineage.csv and report.html in ``out_dir``; the CSV files
+    are formula-safe (text a spreadsheet would run as a formula is quoted)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / n for n in ("report.json", "totals.csv", "lineage.csv", "report.html")]
     paths[0].write_text(json.dumps(report, indent=2))
     with paths[1].open("w", newline="") as fh:
-        w = csv.writer(fh)
+        w = csv_writer(fh)
         w.writerow(["contract_id", "measure", "unit", "edition", "proxy_gbp", "target",
                     "claimed", "verified", "verified_gbp", "shortfall"])
         for c in report["contracts"]:
@@ -87,7 +88,7 @@ def write(report: dict[str, Any], out_dir: Path) -> list[Path]:
                             m["proxy_gbp"], m["target"], m["claimed"], m["verified"],
                             m["verified_gbp"], m["shortfall"]])
     with paths[2].open("w", newline="") as fh:
-        w = csv.writer(fh)
+        w = csv_writer(fh)
         w.writerow(["contract_id", "measure", "evidence_id", "quantity", "status",
                     "submitted_by", "submitted_at", "decided_by", "decided_at", "value_gbp"])
         for c in report["contracts"]:

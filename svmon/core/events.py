@@ -153,13 +153,27 @@ class Derived:
         return ""
 
 
+def delivery_axis(due: date) -> str:
+    """The time axis a milestone's figures use, as its facts and alerts name it."""
+    return f"delivery time: evidence periods up to {due.isoformat()}"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MilestoneMissed(Derived):
+    """A due milestone judged short of its target: raised at the first judgement and
+    again, with the current figures, whenever a re-judgement changes them.
+
+    ``verified`` and ``claimed`` count evidence for periods up to ``due`` (a period
+    spanning it pro rata), as ``axis`` says; ``status`` is "partially met" or "not met".
+    """
+
     milestone_id: str
     due: date
     target: Decimal
     verified: Decimal
     claimed: Decimal
+    status: str = "not met"
+    axis: str = ""
 
     def _suffix(self) -> str:
         return f"/{self.milestone_id}"
@@ -167,10 +181,15 @@ class MilestoneMissed(Derived):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MilestoneMet(Derived):
+    """A due milestone judged met ("met", or "met late" when only evidence recorded
+    after its first judgement reached the target); ``verified`` as in MilestoneMissed."""
+
     milestone_id: str
     due: date
     target: Decimal
     verified: Decimal
+    status: str = "met"
+    axis: str = ""
 
     def _suffix(self) -> str:
         return f"/{self.milestone_id}"

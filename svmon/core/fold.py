@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
+from svmon.core import authority
 from svmon.core import events as ev
 from svmon.core.catalogue import Catalogue, Measure
 from svmon.core.errors import InvalidInput, NotYetKnown, RejectedEvent
@@ -20,11 +21,15 @@ from svmon.core.fast import builder, replacer
 from svmon.core.idempotence import EventGate
 from svmon.core.rules import (
     DEFAULT_POLICY,
+    MET,
+    ZERO,
     Policy,
     canonical,
+    delivered_by,
     elapsed_fraction,
     expected_by,
     forecast,
+    milestone_judgement,
     rating_for,
 )
 from svmon.core.state import (
@@ -39,6 +44,7 @@ from svmon.core.state import (
 
 _new_record = builder(EvidenceRecord)
 _new_milestone = builder(Milestone)  # (every field, in order: see Milestone)
+_evolve_milestone = replacer(Milestone)
 _evolve_state = replacer(ContractState)  # (every field, in order: see EvidenceRecord)
 
 Result = tuple[ContractState, tuple[ev.Derived, ...]]
@@ -64,13 +70,19 @@ def fold(
     """Apply one event to a contract's state.
 
     Raises :class:`RejectedEvent` (a ``ValueError``) when the event is well formed
-    but the state cannot accept it; the state is then unchanged.
+    but the state cannot accept it, or its actor may not assert it
+    (:mod:`svmon.core.authority`); the state is then unchanged.
     """
     if event.contract_id != state.contract_id:
         raise RejectedEvent(
             "contract_id", f"{state.contract_id!r} for this state", event.contract_id,
             event_id=event.event_id,
         )
+    # who may assert this, whatever channel it came by (svmon.core.authority)
+    needed = authority.refusal(event, state.terms)
+    if needed is not None and not authority.already_applied(state, event):
+        raise RejectedEvent("actor", needed, event.actor,
+                            contract_id=event.contract_id, event_id=event.event_id)
     if state.terms is not None and state.terms.policy:
         policy = policy.with_overrides(state.terms.policy)  # the contract's own thresholds
     handler = _HANDLERS[type(event)]
@@ -158,7 +170,8 @@ def _check_met(
             out.append(ev.TargetBackOnTrack(contract_id=s.contract_id, measure=measure,
                                             caused_by=caused_by, at=at, target=c.target,
                                             forecast=verified))
-            s = evolve(s, at_risk=s.at_risk - {measure})
+            s = evolve(s, at_risk=s.at_risk - {measure},
+                       risk_claimed={k: v for k, v in s.risk_claimed.items() if k != measure})
     elif verified < c.target and measure in s.met:
         s = evolve(s, met=s.met - {measure})
     return s, out
@@ -167,7 +180,8 @@ def _check_met(
 def _evaluate_milestones(
     s: ContractState, caused_by: str, at: datetime, policy: Policy
 ) -> tuple[ContractState, list[ev.Derived]]:
-    """Judge every scheduled milestone whose due date plus grace has ended by ``at``."""
+    """Judge, for the first time, every scheduled milestone whose due date plus grace
+    (the reporting lag) has ended by ``at``; later changes re-judge it (:func:`_track`)."""
     cutoff = at.date() - timedelta(days=policy.reporting_lag_days)
     due = sorted(
         (m for m in s.milestones.values() if m.status == "scheduled" and m.due < cutoff),
@@ -178,22 +192,106 @@ def _evaluate_milestones(
     milestones = dict(s.milestones)
     out: list[ev.Derived] = []
     for m in due:
-        t = s.totals_for(m.measure)
-        if t.verified >= m.cumulative_target:
-            milestones[m.milestone_id] = evolve(m, status="met",
-                                                 verified_when_judged=t.verified)
-            out.append(ev.MilestoneMet(contract_id=s.contract_id, measure=m.measure,
-                                       caused_by=caused_by, at=at, milestone_id=m.milestone_id,
-                                       due=m.due, target=m.cumulative_target,
-                                       verified=t.verified))
-        else:
-            milestones[m.milestone_id] = evolve(m, status="missed",
-                                                 verified_when_judged=t.verified)
-            out.append(ev.MilestoneMissed(contract_id=s.contract_id, measure=m.measure,
-                                          caused_by=caused_by, at=at,
-                                          milestone_id=m.milestone_id, due=m.due,
-                                          target=m.cumulative_target, verified=t.verified,
-                                          claimed=t.claimed))
+        claimed, verified = _delivery(s, m)
+        m, fact = _judge(s.contract_id, _evolve_milestone(
+            m, judged_at=at, claimed=claimed, verified=verified, on_time=verified),
+            caused_by, at)
+        milestones[m.milestone_id] = m
+        if fact is not None:
+            out.append(fact)
+    return evolve(s, milestones=milestones), out
+
+
+def _judge(contract_id: str, m: Milestone, caused_by: str, at: datetime
+           ) -> tuple[Milestone, ev.Derived | None]:
+    """(Re-)judge a milestone on its current delivery (delivery time), and the fact to
+    announce: MilestoneMet when it becomes met (or met late), MilestoneMissed whenever it
+    is short (the first judgement, or figures that changed: the open alert follows)."""
+    status = milestone_judgement(m.cumulative_target, m.verified, m.on_time)
+    previous = m.status
+    met_at = (m.met_at if previous == "met late" else at) if status == "met late" else None
+    new = _evolve_milestone(m, status=status, verified_when_judged=m.verified, met_at=met_at)
+    if status in MET:
+        if previous == status:
+            return new, None
+        return new, ev.MilestoneMet(contract_id=contract_id, measure=m.measure,
+                                    caused_by=caused_by, at=at, milestone_id=m.milestone_id,
+                                    due=m.due, target=m.cumulative_target, verified=m.verified,
+                                    status=status, axis=ev.delivery_axis(m.due))
+    return new, ev.MilestoneMissed(contract_id=contract_id, measure=m.measure,
+                                   caused_by=caused_by, at=at, milestone_id=m.milestone_id,
+                                   due=m.due, target=m.cumulative_target, verified=m.verified,
+                                   claimed=m.claimed, status=status,
+                                   axis=ev.delivery_axis(m.due))
+
+
+def _delivery(s: ContractState, m: Milestone) -> tuple[Decimal, Decimal]:
+    """Claimed and verified delivery towards a milestone on the delivery-time axis, from
+    the state's per-period sums of its measure (not the evidence records: the live
+    worker holds only those its batch names). Made once, at the first judgement; from
+    then on :func:`_track` keeps both current event by event."""
+    claimed = verified = ZERO
+    for (start, end), (c, v) in s.by_period.get(m.measure, {}).items():
+        if start <= m.due:
+            claimed += delivered_by(c, start, end, m.due)
+            verified += delivered_by(v, start, end, m.due)
+    return claimed, verified
+
+
+def _track(s: ContractState, old: EvidenceRecord | None, new: EvidenceRecord,
+           caused_by: str, at: datetime) -> tuple[ContractState, list[ev.Derived]]:
+    """Add the evidence's change of status (``old`` is None for a submission) to its
+    measure's per-period sums, and re-judge each judged milestone that period reaches.
+
+    Incremental: one period's sums change, and each judged milestone of that measure
+    whose due date the period reaches moves by the change in that period's share up to
+    its due date; nothing scans the evidence."""
+    was_c = old is not None and old.counts_as_claimed
+    was_v = old is not None and old.status == "verified"
+    dc = int(new.counts_as_claimed) - int(was_c)
+    dv = int(new.status == "verified") - int(was_v)
+    if dc == 0 and dv == 0:
+        return s, []
+    q, start, end = new.quantity, new.period_start, new.period_end
+    periods = dict(s.by_period.get(new.measure, {}))
+    c0, v0 = periods.get((start, end), (ZERO, ZERO))
+    c1 = c0 + q * dc if dc else c0
+    v1 = v0 + q * dv if dv else v0
+    if c1 or v1:
+        periods[(start, end)] = (c1, v1)
+    else:
+        periods.pop((start, end), None)
+    s = _evolve_state(s, by_period={**s.by_period, new.measure: periods})
+    if not s.milestones:
+        return s, []
+    milestones: dict[str, Milestone] | None = None
+    out: list[ev.Derived] = []
+    for mid, m in s.milestones.items():
+        if m.judged_at is None or m.measure != new.measure or start > m.due:
+            continue
+        changes: dict[str, Any] = {}
+        if dc:
+            changes["claimed"] = m.claimed + (delivered_by(c1, start, end, m.due)
+                                              - delivered_by(c0, start, end, m.due))
+        if dv:
+            delta = delivered_by(v1, start, end, m.due) - delivered_by(v0, start, end, m.due)
+            verified = changes["verified"] = m.verified + delta
+            # on time: verified by the first judgement (every verification folded before
+            # it); one recorded after it is late, and withdrawing an on-time one takes
+            # back what it gave
+            on_time = m.on_time
+            if dv < 0 and old is not None and old.decided_at is not None \
+                    and old.decided_at <= m.judged_at:
+                on_time = max(ZERO, on_time + delta)
+            changes["on_time"] = min(on_time, verified)
+        m, fact = _judge(s.contract_id, _evolve_milestone(m, **changes), caused_by, at)
+        if fact is not None:
+            out.append(fact)
+        if milestones is None:
+            milestones = dict(s.milestones)
+        milestones[mid] = m
+    if milestones is None:
+        return s, out
     return evolve(s, milestones=milestones), out
 
 
@@ -247,6 +345,16 @@ def _scheduled(
     old = s.milestones.get(e.milestone_id)
     if old is not None and e.event_id in old.event_ids:
         return s, NOTHING
+    if old is not None:  # an id names one milestone: only a retry of the same body is taken
+        if (old.measure, old.due, old.cumulative_target) == (
+                e.measure, e.due, e.cumulative_target):
+            return _bump(s, milestones={**s.milestones, e.milestone_id: evolve(
+                old, event_ids=(*old.event_ids, e.event_id))}), NOTHING
+        by = f"event {old.event_ids[0]!r} scheduled it" if old.event_ids else "scheduled"
+        raise _reject(e, "milestone_id",
+                      f"a milestone id not used before on this contract (milestone "
+                      f"{e.milestone_id!r} is {old.cumulative_target} of {old.measure} by "
+                      f"{old.due.isoformat()}; {by})", e.milestone_id)
     c = s.commitments.get(e.measure)
     if c is None:
         raise NotYetKnown("measure", "a measure with a commitment on this contract", e.measure,
@@ -256,9 +364,8 @@ def _scheduled(
     if e.cumulative_target > c.target:
         raise _reject(e, "cumulative_target", f"at most the commitment's target {c.target}",
                       str(e.cumulative_target))
-    ids = (*old.event_ids, e.event_id) if old else (e.event_id,)
-    m = _new_milestone(e.milestone_id, e.measure, e.due, e.cumulative_target, "scheduled", ids,
-                       None)
+    m = _new_milestone(e.milestone_id, e.measure, e.due, e.cumulative_target, "scheduled",
+                       (e.event_id,), None, ZERO, ZERO, None, ZERO, None)
     s = _bump(s, milestones={**s.milestones, e.milestone_id: m})
     if s.as_of is not None:  # scheduled after its due date: judge it now
         s, out = _evaluate_milestones(s, e.event_id, s.as_of, policy)
@@ -305,13 +412,15 @@ def _submitted(s: ContractState, e: ev.EvidenceSubmitted, cat: Catalogue, _: Pol
         out = (ev.ReportingResumed(contract_id=s.contract_id, measure="", caused_by=e.event_id,
                                    at=e.occurred_at),)
     overdue = s.overdue and not out
-    return _bump(
+    s = _bump(
         s,
         evidence={**s.evidence, eid: rec},
         totals={**s.totals, e.measure: s.totals_for(e.measure).add(claimed=q)},
         last_evidence_at=e.occurred_at if last is None or e.occurred_at > last else last,
         overdue=overdue,
-    ), out
+    )
+    s, judged = _track(s, None, rec, e.event_id, e.occurred_at)
+    return s, (*out, *judged) if judged else out
 
 
 def _decide(
@@ -345,7 +454,8 @@ def _decide(
             contract_id=s.contract_id, measure=rec.measure, caused_by=e.event_id,
             at=e.occurred_at, evidence_id=rec.evidence_id, quantity=rec.quantity,
             reason=reason, reviewer=e.actor))
-    return s, tuple(out)
+    s, judged = _track(s, rec, new, e.event_id, e.occurred_at)
+    return s, (*out, *judged)
 
 
 def _verified(s: ContractState, e: ev.EvidenceVerified, _c: Catalogue, _p: Policy) -> Result:
@@ -399,31 +509,38 @@ def _ticked(s: ContractState, e: ev.ClockTicked, _: Catalogue, policy: Policy) -
                                             rating="other", verified=t.verified,
                                             expected=s.commitments[m].target
                                             if m in s.commitments else t.verified))
-        return evolve(s, closed=True, at_risk=frozenset(), overdue=False,
+        return evolve(s, closed=True, at_risk=frozenset(), overdue=False, risk_claimed={},
                       ratings={m: "other" for m in s.ratings}), tuple(out)
     s = _reporting(s, e, terms, out)
     s = _ratings(s, e, terms, basis, policy, out)
     if elapsed_fraction(terms.start, terms.end, basis) < policy.min_elapsed_fraction:
         return s, tuple(out)
     at_risk = set(s.at_risk)
+    risk_claimed = dict(s.risk_claimed)
     for m, c in sorted(s.commitments.items()):
         t = s.totals_for(m)
         fc = forecast(t.claimed, terms.start, terms.end, basis)
         if fc is None or m in s.met:
             continue
         risky = fc < c.target * policy.at_risk_threshold
-        if risky and m not in at_risk:
+        # at risk and still so, but delivery moved since the last announcement: announce
+        # the new forecast (the open alert is refreshed with it, not raised again)
+        if risky and (m not in at_risk or risk_claimed.get(m) != t.claimed):
             at_risk.add(m)
+            risk_claimed[m] = t.claimed
             out.append(ev.TargetAtRisk(contract_id=s.contract_id, measure=m,
                                        caused_by=e.event_id, at=e.at, target=c.target,
                                        forecast=fc, claimed=t.claimed,
                                        threshold=policy.at_risk_threshold))
         elif not risky and m in at_risk:
             at_risk.discard(m)
+            risk_claimed.pop(m, None)
             out.append(ev.TargetBackOnTrack(contract_id=s.contract_id, measure=m,
                                             caused_by=e.event_id, at=e.at, target=c.target,
                                             forecast=fc))
-    return evolve(s, at_risk=frozenset(at_risk)), tuple(out)
+    if risk_claimed == s.risk_claimed:
+        return evolve(s, at_risk=frozenset(at_risk)), tuple(out)
+    return evolve(s, at_risk=frozenset(at_risk), risk_claimed=risk_claimed), tuple(out)
 
 
 def _reporting(s: ContractState, e: ev.ClockTicked, terms: Terms,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal
 from itertools import pairwise
 from typing import Literal
 
@@ -121,6 +121,58 @@ def forecast(delivered: Decimal, start: date, end: date, today: date) -> Decimal
 
 def elapsed_fraction(start: date, end: date, today: date) -> Decimal:
     return Decimal(elapsed_days(start, end, today)) / term_days(start, end)
+
+
+# ------------------------------------------------------------------ milestones
+
+MilestoneJudgement = Literal["met", "met late", "partially met", "not met"]
+MET = frozenset({"met", "met late"})
+# How close each judgement is to "met" (late evidence can only raise it).
+JUDGEMENT_RANK = {"not met": 0, "partially met": 1, "met late": 2, "met": 3}
+# A pro rata share of evidence is rounded half-even to this exponent (6 decimal places),
+# so that sums of shares are exact and do not depend on the order they are added in.
+SHARE_EXPONENT = Decimal("0.000001")
+_SHARE_CONTEXT = Context(prec=28, rounding=ROUND_HALF_EVEN)  # not the thread's context
+
+
+def delivered_by(quantity: Decimal, period_start: date, period_end: date, due: date
+                 ) -> Decimal:
+    """The part of one piece of evidence delivered on or before ``due`` (delivery time).
+
+    Evidence whose period ends on or before ``due`` counts in full, evidence whose period
+    starts after it not at all; a period spanning ``due`` counts pro rata by days, both
+    ends included: ``quantity × days(period_start..due) ÷ days(period_start..period_end)``,
+    computed in Decimal (28 significant digits) and rounded half-even to 6 decimal
+    places (``SHARE_EXPONENT``).
+    """
+    if period_end <= due:
+        return quantity
+    if period_start > due:
+        return ZERO
+    within = (due - period_start).days + 1
+    days = (period_end - period_start).days + 1
+    c = _SHARE_CONTEXT
+    return c.divide(c.multiply(quantity, Decimal(within)), Decimal(days)).quantize(
+        SHARE_EXPONENT, context=c)
+
+
+def milestone_judgement(target: Decimal, delivered: Decimal, on_time: Decimal
+                        ) -> MilestoneJudgement:
+    """A due milestone's status from verified delivery towards it (delivery time).
+
+    ``delivered`` counts every verified piece of evidence for periods up to the due date
+    (:func:`delivered_by`), ``on_time`` only those verified by the milestone's first
+    judgement (so ``on_time <= delivered``). "met": the target was reached with evidence
+    known at the first judgement; "met late": only with evidence recorded after it;
+    "partially met": something but less than the target; "not met": nothing.
+    """
+    if on_time >= target:
+        return "met"
+    if delivered >= target:
+        return "met late"
+    if delivered > 0:
+        return "partially met"
+    return "not met"
 
 
 def expected_by(

@@ -18,7 +18,9 @@ from svmon.core.fast import builder, fast_pickle, replacer
 from svmon.core.rules import ZERO
 
 EvidenceStatus = Literal["submitted", "verified", "rejected", "retracted"]
-MilestoneStatus = Literal["scheduled", "met", "missed"]
+# "scheduled" until judged (due date + the reporting lag), then one of the judgements
+# of svmon.core.rules.milestone_judgement, re-made whenever its delivery changes
+MilestoneStatus = Literal["scheduled", "met", "met late", "partially met", "not met"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +57,19 @@ class Milestone:
     cumulative_target: Decimal
     status: MilestoneStatus
     event_ids: tuple[str, ...]
-    verified_when_judged: Decimal | None = None  # verified delivery when met or missed
+    verified_when_judged: Decimal | None = None  # delivered towards it at the last judgement
+    # Delivery towards the milestone on the delivery-time axis: verified (and claimed)
+    # evidence for periods up to the due date, a period spanning it pro rata by days
+    # (svmon.core.rules.delivered_by, applied to each period's sum). Summed from
+    # ContractState.by_period at the first judgement, then kept current event by event
+    # (0 while scheduled: nothing reads them before).
+    verified: Decimal = ZERO
+    claimed: Decimal = ZERO
+    # Record time of the first judgement, and the part of ``verified`` verified before it
+    # (evidence verified later makes it "met late", never "met").
+    judged_at: datetime | None = None
+    on_time: Decimal = ZERO
+    met_at: datetime | None = None  # when late evidence made it "met late" (record time)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +119,14 @@ class ContractState:
     last_evidence_at: datetime | None = None
     overdue: bool = False  # reporting overdue has been announced
     ratings: Mapping[str, str] = field(default_factory=dict)  # measure -> KPI rating
+    # measure at risk -> the claimed total its latest TargetAtRisk announced: when
+    # delivery changes it, the next tick announces the new forecast (the alert follows)
+    risk_claimed: Mapping[str, Decimal] = field(default_factory=dict)
+    # measure -> (period_start, period_end) -> (claimed, verified) units of the evidence
+    # for that period: what milestones are judged on (delivery time), kept without the
+    # evidence records, which the live worker does not hold
+    by_period: Mapping[str, Mapping[tuple[date, date], tuple[Decimal, Decimal]]] = field(
+        default_factory=dict)
 
     def totals_for(self, measure: str) -> Totals:
         return self.totals.get(measure, NO_TOTALS)
@@ -173,6 +195,9 @@ def state_to_dict(s: ContractState) -> dict[str, Any]:
         "last_evidence_at": _enc(s.last_evidence_at),
         "overdue": s.overdue,
         "ratings": dict(s.ratings),
+        "risk_claimed": {k: str(v) for k, v in s.risk_claimed.items()},
+        "by_period": {m: [[a.isoformat(), b.isoformat(), str(c), str(v)]
+                          for (a, b), (c, v) in p.items()] for m, p in s.by_period.items()},
     }
 
 
@@ -207,6 +232,11 @@ def state_from_dict(d: Mapping[str, Any]) -> ContractState:
             m["status"],
             tuple(m["event_ids"]),
             Decimal(m["verified_when_judged"]) if m.get("verified_when_judged") else None,
+            Decimal(m.get("verified", "0")),
+            Decimal(m.get("claimed", "0")),
+            _dt(m.get("judged_at")),
+            Decimal(m.get("on_time", "0")),
+            _dt(m.get("met_at")),
         )
         for m in d["milestones"]
     }
@@ -243,4 +273,7 @@ def state_from_dict(d: Mapping[str, Any]) -> ContractState:
         last_evidence_at=_dt(d["last_evidence_at"]),
         overdue=d.get("overdue", False),
         ratings=dict(d.get("ratings", {})),
+        risk_claimed={k: Decimal(v) for k, v in d.get("risk_claimed", {}).items()},
+        by_period={m: {(date.fromisoformat(a), date.fromisoformat(b)): (Decimal(c), Decimal(v))
+                       for a, b, c, v in p} for m, p in d.get("by_period", {}).items()},
     )

@@ -4,7 +4,6 @@ environment, money formatting, HTML tables and CSV/XLSX download links."""
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import io
 from collections.abc import Sequence
@@ -12,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from models.repository import Repository
+from svmon.safe_output import csv_writer, safe_name, xlsx_append
 
 
 def open_repository() -> Repository:
@@ -69,9 +69,14 @@ def cell(v: Any) -> str:
 
 def download_links(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]],
                    name: str) -> str:
-    """Links that download ``rows`` as CSV and XLSX (built in the kernel, no server)."""
+    """Links that download ``rows`` as CSV and XLSX (built in the kernel, no server).
+
+    Both are formula-safe (svmon.safe_output): text that a spreadsheet would run as a
+    formula (a description starting with ``=``) is quoted; numbers stay numbers. The
+    file name is made safe too (``name`` often holds a contract id)."""
+    name = safe_name(name)
     out = io.StringIO()
-    w = csv.writer(out)
+    w = csv_writer(out)
     w.writerow([h for _, h in columns])
     for r in rows:
         w.writerow([cell(r.get(k)) for k, _ in columns])
@@ -80,10 +85,11 @@ def download_links(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, 
 
     wb = Workbook()
     ws = wb.active
-    ws.append([h for _, h in columns])
+    xlsx_append(ws, [h for _, h in columns])
     for r in rows:
-        ws.append([float(v) if isinstance(v, Decimal) else cell(v) if not
-                   isinstance(v, int | float) else v for v in (r.get(k) for k, _ in columns)])
+        xlsx_append(ws, [float(v) if isinstance(v, Decimal) else cell(v) if not
+                         isinstance(v, int | float) else v
+                         for v in (r.get(k) for k, _ in columns)])
     buf = io.BytesIO()
     wb.save(buf)
     xlsx_b64 = base64.b64encode(buf.getvalue()).decode()

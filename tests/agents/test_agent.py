@@ -76,7 +76,7 @@ class Harness:
 @pytest.fixture
 def harness(tmp_path: Path) -> Harness:
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'a.db'}", data_dir=tmp_path,
-                        batch_seconds=0.001)
+                        batch_seconds=0.001, partitions=1)  # as Faust's test context
     repo = init_database(settings)
     store, sinks = DictStore(), ListSinks()
     app, pipeline = build_app(settings, repo, store=store, sinks=sinks,

@@ -8,15 +8,23 @@ workflow from submission to verified totals. The worker's part is played by
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import re
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
 
+from svmon.api.server import build_service
 from svmon.cli import main
+from svmon.settings import Settings
 from tests.integration.conftest import Api
 
 TODAY = datetime.now(UTC).date()
@@ -343,6 +351,113 @@ def test_cli_tokens_and_csv_import(api: Api, tmp_path: Any, monkeypatch: Any) ->
     assert api.totals("C-A")["NT1"] == (Decimal(252), Decimal(0))
 
 
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@contextlib.contextmanager
+def token_writes(api: Api) -> Iterator[list[str]]:
+    """The UPDATEs of api_token the app sends while the block runs."""
+    seen: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("UPDATE API_TOKEN"):
+            seen.append(statement)
+
+    event.listen(api.repo.engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        event.remove(api.repo.engine, "before_cursor_execute", note)
+
+
+def test_a_token_records_its_last_use_at_most_once_an_interval(
+        api: Api, tmp_path: Any, monkeypatch: Any) -> None:
+    """Issue #22 item 6: a request fills the token's last-used time, shown by
+    'svmon token list'; within the interval (60 s by default) nothing is written again,
+    after it the time moves on; other tokens are throttled separately."""
+    service = api.client.app.state.service  # type: ignore[attr-defined]
+    t0 = datetime(2026, 3, 4, 17, 5, 30, tzinfo=UTC)
+    clock = Clock(t0)
+    monkeypatch.setattr(service, "clock", clock)
+    ids = {who: secret.split("_")[1] for who, secret in api.tokens.items()}
+
+    def last_used() -> dict[str, datetime | None]:
+        return {t["token_id"]: t["last_used_at"] for t in api.store.tokens()}
+
+    def me(who: str) -> int:
+        return api.client.get("/v1/me", headers=api.headers(who)).status_code
+
+    assert set(last_used().values()) == {None}
+    with token_writes(api) as writes:
+        assert me("supplier-a") == 200
+        assert last_used()[ids["supplier-a"]] == t0 and len(writes) == 1
+        clock.now = t0 + timedelta(seconds=59)  # within the interval: no write
+        assert me("supplier-a") == 200
+        assert call(api, "supplier-a", "read").status_code == 200
+        assert last_used()[ids["supplier-a"]] == t0 and len(writes) == 1
+        assert me("manager-a") == 200  # another token has its own interval
+        assert last_used()[ids["manager-a"]] == clock.now and len(writes) == 2
+        assert me("revoked") == 401 and me("bad") == 401 and me("nobody") == 401
+        assert len(writes) == 2
+        clock.now = t0 + timedelta(seconds=60)  # the interval is over: written again
+        assert me("supplier-a") == 200
+        assert last_used()[ids["supplier-a"]] == clock.now and len(writes) == 3
+        assert me("supplier-a") == 200 and len(writes) == 3
+    used = last_used()
+    assert used[ids["revoked"]] is None and used[ids["supplier-b"]] is None
+
+    url = api.repo.engine.url.render_as_string(hide_password=False)
+    monkeypatch.setenv("DATABASE_URL", url.replace("postgresql+psycopg", "postgresql"))
+    monkeypatch.setenv("SVMON_DATA_DIR", str(tmp_path))
+    listed = CliRunner().invoke(main, ["token", "list"])
+    assert listed.exit_code == 0, listed.output
+    lines = {line.split()[0]: line for line in listed.output.splitlines()}
+    created = f"{api.store.tokens()[0]['created_at']:%Y-%m-%d %H:%M}"  # the same form
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", created)
+    assert "last used 2026-03-04 17:06" in lines[ids["supplier-a"]]
+    assert "last used 2026-03-04 17:06" in lines[ids["manager-a"]]  # 17:06:29
+    assert "never used" in lines[ids["supplier-b"]]
+    assert "never used" in lines[ids["revoked"]] and "revoked " in lines[ids["revoked"]]
+    assert service.last_used_every == timedelta(seconds=60)  # the default setting
+
+
+def test_the_last_used_interval_is_a_setting(api: Api) -> None:
+    settings = Settings(database_url="sqlite://", token_last_used_seconds=5)
+    assert build_service(api.repo, settings).last_used_every == timedelta(seconds=5)
+    assert build_service(api.repo).last_used_every == timedelta(seconds=60)
+    assert Settings.from_env({"SVMON_TOKEN_LAST_USED_SECONDS": "2.5"}) \
+        .token_last_used_seconds == 2.5
+
+
+def test_a_failed_last_used_write_does_not_fail_the_request(
+        api: Api, monkeypatch: Any, caplog: Any) -> None:
+    service = api.client.app.state.service  # type: ignore[attr-defined]
+    attempts: list[str] = []
+
+    def broken(token_id: str, at: datetime) -> bool:
+        attempts.append(token_id)
+        raise OperationalError("UPDATE api_token", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(service.store, "touch_token", broken)
+    with caplog.at_level(logging.WARNING, logger="svmon.api.service"):
+        r = api.client.get("/v1/me", headers=api.headers("supplier-a"))
+        assert r.status_code == 200 and r.json()["party"] == "S01"
+        assert api.post("supplier-a", "/v1/contracts/C-A/evidence",
+                        evidence("E-touch")).status_code == 202
+    tid = api.tokens["supplier-a"].split("_")[1]
+    assert attempts == [tid]  # throttled even when the write failed
+    assert any("could not record the use of token" in m and tid in m
+               for m in caplog.messages)
+    assert all(t["last_used_at"] is None for t in api.store.tokens())
+
+
 def test_racing_requests_on_one_contract_cannot_both_pass(api: Api) -> None:
     """Check and write happen under the contract's lock: of two requests that only one
     may win, exactly one is stored."""
@@ -454,3 +569,25 @@ def test_party_ids_cannot_pass_for_another_partys_actor(api: Api) -> None:
 
     with pytest.raises(InvalidInput):
         api.store.create_token("manager", "supplier:S01")
+
+
+def test_a_milestone_id_reused_for_another_measure_is_a_conflict(api: Api) -> None:
+    """Issue #22, 3: the same milestone id with another measure is refused with 409 naming
+    the milestone already there; the identical body again is an idempotent retry."""
+    url = "/v1/contracts/C-A/milestones"
+    h = api.headers("manager-a")
+    first = {"milestone_id": "M-REUSE", "measure": "NT1", "due": "2027-06-30",
+             "cumulative_target": "10"}
+    r = api.client.post(url, headers=h, json=first)
+    assert r.status_code == 202, r.text
+    api.settle()
+    again = api.client.post(url, headers=h, json=first)
+    assert again.status_code == 202, again.text
+    assert again.json()["event_id"] == r.json()["event_id"]  # a retry, not a new event
+    r = api.client.post(url, headers=h, json={**first, "measure": "L-VOL"})
+    assert r.status_code == 409, r.text
+    body = r.json()
+    assert body["field"] == "milestone_id"
+    assert "10 of NT1 by 2027-06-30" in body["message"], body
+    api.settle()
+    assert api.states["C-A"].milestones["M-REUSE"].measure == "NT1"

@@ -85,8 +85,11 @@ def test_any_valid_evidence_is_accepted_and_counted_exactly(api: Api) -> None:
     from decimal import Decimal
 
     today = datetime.now(UTC).date()
-    ids = st.text(st.characters(codec="utf-8", exclude_categories=("Z", "C")),
-                  min_size=1, max_size=40)
+    from svmon.schemas import ID_RE
+
+    # anything the id grammar admits after "F-" (svmon.schemas.ID_PATTERN)
+    ids = st.from_regex(r"[A-Za-z0-9._:+-]{1,40}", fullmatch=True).filter(
+        lambda s: ID_RE.fullmatch(f"F-{s}") is not None)
     quantities = st.decimals(min_value=Decimal("0.000001"), max_value=Decimal("1e9"),
                              places=6, allow_nan=False, allow_infinity=False)
     periods = st.dates(date(2025, 1, 1), today - timedelta(days=1)).flatmap(

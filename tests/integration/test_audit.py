@@ -220,7 +220,7 @@ def test_cli_verify_exits_non_zero_on_tamper(tmp_path: Path, database_url: str) 
     report = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert report["verification"]["ok"] is True
     ev0 = report["contracts"][0]["measures"][0]["evidence"][0]
-    assert ev0["submitted_by"].startswith("supplier-") and ev0["events"]
+    assert ev0["submitted_by"].startswith("supplier:") and ev0["events"]
     assert (tmp_path / "rep" / "report.html").read_text().count("<table>") == 2
     victim = _row(repo, 5)
     j = JournalEntry.__table__

@@ -733,6 +733,28 @@ def test_tokens_are_stored_as_hashes_and_revoked(repo: Repository, store: Ingest
     assert revoked[mid] is None and revoked[tid].tzinfo is UTC
 
 
+def test_touch_token_records_the_last_use_and_never_moves_it_back(
+        store: IngestStore) -> None:
+    tid, _ = store.create_token("supplier", "S01")
+    other, _ = store.create_token("manager", "mgr-aoife")
+
+    def last_used() -> dict[str, datetime | None]:
+        return {t["token_id"]: t["last_used_at"] for t in store.tokens()}
+
+    assert last_used() == {tid: None, other: None}
+    at = datetime(2026, 3, 4, 17, 5, 30, 123_000, tzinfo=UTC)
+    assert store.touch_token(tid, at) is True
+    assert last_used() == {tid: at, other: None} and last_used()[tid].tzinfo is UTC
+    # an earlier use written late (another process, a clock put back) changes nothing
+    assert store.touch_token(tid, at - timedelta(seconds=1)) is False
+    assert store.touch_token(tid, at) is False
+    assert last_used()[tid] == at
+    later = at + timedelta(minutes=1)
+    assert store.touch_token(tid, later.astimezone(timezone(timedelta(hours=1)))) is True
+    assert last_used() == {tid: later, other: None}
+    assert store.touch_token("nope", later) is False
+
+
 def test_inbox_receive_is_idempotent_per_event_id_and_all_or_nothing(
         repo: Repository, store: IngestStore) -> None:
     e1, e2, e3, e4 = (submitted(f"E{i}", "NT1", str(i), "2025-01-01", "2025-01-31",

@@ -21,7 +21,7 @@ from sqlmodel import SQLModel
 from models import keys
 from models.repository import Batch, Repository, changed_measures
 from models.tables import AlertRow, ContractRow, EvidenceRow, MeasureTotalRow, MilestoneRow
-from streams.processor import Record, decode_all, process
+from streams.processor import Record, decode_all, partition_for, process
 from svmon.bootstrap import init_database
 from svmon.catalogue_files import load_catalogue
 from svmon.core import events as ev
@@ -209,7 +209,8 @@ def test_a_write_that_committed_but_reported_an_error_is_checked_again(
     s = Settings(database_url=repo.engine.url.render_as_string(hide_password=False),
                  data_dir=tmp_path)
     events = generate(seed=3, today=date(2026, 11, 1), contracts=1)
-    records = [Record(s.events_topic, 0, i, e.contract_id.encode(), encode_event(e))
+    records = [Record(s.events_topic, partition_for(e.contract_id.encode(), s.partitions), i,
+                      e.contract_id.encode(), encode_event(e))
                for i, e in enumerate(events)]
     pipeline = Pipeline(s, repo, LocalStore(), _NoSinks())
     real, failed = repo.apply_batch, []
@@ -279,7 +280,8 @@ def test_the_worker_decides_evidence_it_no_longer_holds_as_the_journal_would(
                                    occurred_at=later, actor=manager, evidence_id="odd",
                                    reason="no payroll record")
     log = [*events, odd, reused, rejected]
-    records = [Record(s.events_topic, 0, i, e.contract_id.encode(), encode_event(e))
+    records = [Record(s.events_topic, partition_for(e.contract_id.encode(), s.partitions), i,
+                      e.contract_id.encode(), encode_event(e))
                for i, e in enumerate(log)]
     sinks = _DeadLetters()
     pipeline = Pipeline(s, repo, LocalStore(), sinks)
@@ -348,7 +350,8 @@ def test_evidence_rows_without_their_submitting_event_and_lost_rows(
     t = EvidenceRow.__table__  # type: ignore[attr-defined]
 
     def record(i: int, e: ev.ContractEvent) -> Record:
-        return Record(s.events_topic, 0, i, e.contract_id.encode(), encode_event(e))
+        return Record(s.events_topic, partition_for(e.contract_id.encode(), s.partitions), i,
+                      e.contract_id.encode(), encode_event(e))
 
     def rows() -> dict[str, Any]:
         with repo.engine.connect() as conn:

@@ -18,6 +18,10 @@ from svmon.core.state import ContractState
 
 CATALOGUE: Catalogue = load_catalogue()
 EDITION = "DEMO-2025"
+# the parties of the builders' contract, as the API writes them on events: the manager
+# registers, commits, schedules and reviews; the supplier submits and retracts
+MANAGER = "mgr-aoife"
+SUPPLIER = "supplier:S01"
 
 
 def final_period_reported_in_arrears() -> list[ev.ContractEvent]:
@@ -48,17 +52,17 @@ def registered(cid: str = "C-001", start: str = "2025-01-01", end: str = "2025-1
                edition: str = EDITION) -> ev.ContractRegistered:
     return ev.ContractRegistered(
         event_id=event_id or f"{cid}:registered", contract_id=cid, occurred_at=at(when, 9),
-        actor="mgr-admin", title="Highways maintenance 2025", buyer="Borsetshire CC",
+        actor=MANAGER, title="Highways maintenance 2025", buyer="Borsetshire CC",
         buyer_department="Highways", supplier_id="S01", supplier_name="Northgate Ltd",
         start=d(start), end=d(end), value_gbp=Decimal("1000000"), catalogue_edition=edition,
-        manager="mgr-aoife")
+        manager=MANAGER)
 
 
 def committed(measure: str, target: str, cid: str = "C-001", *, when: str = "2025-01-02",
               event_id: str | None = None) -> ev.CommitmentMade:
     return ev.CommitmentMade(
         event_id=event_id or f"{cid}:commit:{measure}", contract_id=cid,
-        occurred_at=at(when, 9), actor="mgr-admin", measure=measure, target=Decimal(target))
+        occurred_at=at(when, 9), actor=MANAGER, measure=measure, target=Decimal(target))
 
 
 def milestone(milestone_id: str, measure: str, due: str, cumulative: str, cid: str = "C-001",
@@ -66,7 +70,7 @@ def milestone(milestone_id: str, measure: str, due: str, cumulative: str, cid: s
               ) -> ev.MilestoneScheduled:
     return ev.MilestoneScheduled(
         event_id=event_id or f"{cid}:milestone:{milestone_id}", contract_id=cid,
-        occurred_at=at(when, 9), actor="mgr-admin", milestone_id=milestone_id,
+        occurred_at=at(when, 9), actor=MANAGER, milestone_id=milestone_id,
         measure=measure, due=d(due), cumulative_target=Decimal(cumulative))
 
 
@@ -75,7 +79,7 @@ def submitted(evidence_id: str, measure: str, quantity: str, period_start: str,
               event_id: str | None = None) -> ev.EvidenceSubmitted:
     return ev.EvidenceSubmitted(
         event_id=event_id or f"{cid}:{evidence_id}", contract_id=cid,
-        occurred_at=at(when, 10), actor="supplier-S01", evidence_id=evidence_id,
+        occurred_at=at(when, 10), actor=SUPPLIER, evidence_id=evidence_id,
         measure=measure, quantity=Decimal(quantity), period_start=d(period_start),
         period_end=d(period_end), description=f"{measure} delivered")
 
@@ -84,21 +88,21 @@ def verified(evidence_id: str, when: str, cid: str = "C-001", *,
              event_id: str | None = None) -> ev.EvidenceVerified:
     return ev.EvidenceVerified(
         event_id=event_id or f"{cid}:{evidence_id}:verified", contract_id=cid,
-        occurred_at=at(when, 15), actor="mgr-review", evidence_id=evidence_id)
+        occurred_at=at(when, 15), actor=MANAGER, evidence_id=evidence_id)
 
 
 def rejected(evidence_id: str, when: str, cid: str = "C-001", *, reason: str = "no payroll",
              event_id: str | None = None) -> ev.EvidenceRejected:
     return ev.EvidenceRejected(
         event_id=event_id or f"{cid}:{evidence_id}:rejected", contract_id=cid,
-        occurred_at=at(when, 15), actor="mgr-review", evidence_id=evidence_id, reason=reason)
+        occurred_at=at(when, 15), actor=MANAGER, evidence_id=evidence_id, reason=reason)
 
 
 def retracted(evidence_id: str, when: str, cid: str = "C-001", *,
               event_id: str | None = None) -> ev.EvidenceRetracted:
     return ev.EvidenceRetracted(
         event_id=event_id or f"{cid}:{evidence_id}:retracted", contract_id=cid,
-        occurred_at=at(when, 11), actor="supplier-S01", evidence_id=evidence_id,
+        occurred_at=at(when, 11), actor=SUPPLIER, evidence_id=evidence_id,
         reason="submitted twice")
 
 

@@ -66,7 +66,7 @@ def test_rejected_evidence_is_announced_with_its_reason() -> None:
     assert isinstance(notice, ev.EvidenceWasRejected)
     assert (notice.evidence_id, notice.quantity, notice.reason, notice.measure) == (
         "E1", D(40), "timesheets unsigned", "L-VOL")
-    assert notice.reviewer == "mgr-review"
+    assert notice.reviewer == "mgr-aoife"  # the contract's manager reviews
 
 
 def test_rating_changes_are_announced_from_the_second_rating_on() -> None:

@@ -114,10 +114,13 @@ def test_milestone_status_and_metrics_follow_the_state(folded: Any) -> None:
         for m in s.milestones.values():
             status = by_id[m.milestone_id]["status"]
             statuses.add(status)
-            if m.status == "missed":
-                assert status == ("partiallyMet" if m.verified_when_judged else "notMet")
-            else:
-                assert status == {"met": "met", "scheduled": "scheduled"}[m.status]
+            assert status == {"met": "met", "met late": "met", "scheduled": "scheduled",
+                              "partially met": "partiallyMet", "not met": "notMet"}[m.status]
+            if m.status == "partially met":
+                assert 0 < m.verified < m.cumulative_target
+            if m.status == "not met":
+                assert m.verified == 0
+            assert ("dateMet" in by_id[m.milestone_id]) == (m.status in ("met", "met late"))
         for metric in c["implementation"]["metrics"]:
             verified = next(o for o in metric["observations"] if o["id"].startswith("verified"))
             assert Decimal(str(verified["measure"])) == s.totals_for(metric["id"]).verified

@@ -283,7 +283,8 @@ def test_to_env_is_what_from_env_reads() -> None:
                    webhook_secret="s", dashboard_url="https://d/c", escalate_hours=3.0,
                    dispatch_lease_seconds=9.0, fetch_max_wait_ms=55, api_host="0.0.0.0",
                    api_port=81, redeliver_seconds=4.0, dashboard_port=82,
-                   replication_factor=3, min_insync_replicas=2, batch_writer="thread")
+                   replication_factor=3, min_insync_replicas=2, batch_writer="thread",
+                   token_last_used_seconds=6.0, check_partitions=False)
     assert Settings.from_env(odd.to_env()) == odd
 
 
@@ -621,8 +622,8 @@ def test_runbook_commands_exist() -> None:
         cmd, rest = resolve_command(words)
         check_options(cmd, rest, "RUNBOOK.md")
         seen.add(words[0])
-    for needed in ("init-db", "topics", "token", "replay", "worker", "api", "dispatch",
-                   "dashboards"):
+    for needed in ("init-db", "topics", "token", "replay", "worker", "api", "intake",
+                   "dispatch", "dashboards"):
         assert needed in seen, f"RUNBOOK.md never shows `svmon {needed}`"
     assert "svmon init-db` applies pending schema migrations" in text
     assert "--verify" in text and "pg_restore" in text and "pg_dump" in text

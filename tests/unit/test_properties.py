@@ -38,9 +38,11 @@ amounts = st.integers(0, 6).flatmap(
     lambda places: st.decimals(min_value=D(1).scaleb(-places), max_value=D(50_000),
                                places=places, allow_nan=False, allow_infinity=False))
 percentages = st.decimals(min_value=D("0.01"), max_value=D(100), places=2)
-# identifiers: printable, no spaces (drawn from a list: regex strategies are slow)
-idents = st.sampled_from(["system", "mgr-aoife", "supplier-S01", "S02", "x", "é:ü_1.2",
-                          "a" * 128])
+# identifiers: printable, no spaces (drawn from a list: regex strategies are slow). The
+# events' actors are the rightful parties' (svmon.core.authority): a manager's actor is
+# their id, a supplier's "supplier:<id>" (at most 128 characters in all)
+manager_ids = st.sampled_from(["mgr-aoife", "supplier-S01", "S02", "x", "a" * 128])
+supplier_ids = st.sampled_from(["S01", "supplier-S01", "system", "x", "S.0:1_2+3", "a" * 119])
 # free text: anything storable (UTF-8 encodable, so no lone surrogates, and no NUL)
 chars = st.characters(codec="utf-8", exclude_characters="\x00")
 texts = st.text(chars, max_size=20)
@@ -64,22 +66,28 @@ def contract_logs(draw: st.DrawFn, cid: str = "C-001") -> Log:
     end = start + timedelta(days=draw(st.integers(27, 1100)))
     now = datetime.combine(start - timedelta(days=draw(st.integers(0, 20))), time(9),
                            tzinfo=UTC)
+    manager, supplier_id = draw(manager_ids), draw(supplier_ids)
+    deputy = draw(st.one_of(st.just(""), manager_ids))
+    managers = st.sampled_from([manager, deputy] if deputy else [manager])  # may manage
+    supplier = f"supplier:{supplier_id}"
     log: Log = [ev.ContractRegistered(
-        event_id=eid("registered"), contract_id=cid, occurred_at=now, actor=draw(idents),
+        event_id=eid("registered"), contract_id=cid, occurred_at=now, actor=draw(managers),
         title=draw(names), buyer=draw(names), buyer_department=draw(texts),
-        supplier_id=draw(idents), supplier_name=draw(names), start=start, end=end,
-        value_gbp=draw(amounts), catalogue_edition=EDITION, manager=draw(idents),
+        supplier_id=supplier_id, supplier_name=draw(names), start=start, end=end,
+        value_gbp=draw(amounts), catalogue_edition=EDITION, manager=manager, deputy=deputy,
         reporting_cadence_days=draw(st.integers(1, 3660)))]
     measures = draw(st.lists(st.sampled_from(MEASURES), min_size=1, max_size=3, unique=True))
     targets: dict[str, Decimal] = {}
     for m in measures:
         targets[m] = draw(amounts)
         log.append(ev.CommitmentMade(event_id=eid("commit"), contract_id=cid,
-                                     occurred_at=now, measure=m, target=targets[m]))
+                                     occurred_at=now, actor=draw(managers), measure=m,
+                                     target=targets[m]))
     for m in measures:
         for _ in range(draw(st.integers(0, 2))):
             log.append(ev.MilestoneScheduled(
                 event_id=eid("milestone"), contract_id=cid, occurred_at=now,
+                actor=draw(managers),
                 milestone_id=draw(st.sampled_from(["Q1", "Q2", "Q3", "H1"])) + f"-{m}",
                 measure=m, due=draw(st.dates(start, end)),
                 cumulative_target=draw(st.decimals(min_value=D("0.000001"),
@@ -93,7 +101,7 @@ def contract_logs(draw: st.DrawFn, cid: str = "C-001") -> Log:
             evidence_id = eid("evidence")
             evidence.append(evidence_id)
             log.append(ev.EvidenceSubmitted(
-                event_id=evidence_id, contract_id=cid, occurred_at=now, actor=draw(idents),
+                event_id=evidence_id, contract_id=cid, occurred_at=now, actor=supplier,
                 evidence_id=evidence_id, measure=(m := draw(st.sampled_from(measures))),
                 quantity=draw(percentages if m in PERCENT else amounts),
                 period_start=period_start,
@@ -104,7 +112,9 @@ def contract_logs(draw: st.DrawFn, cid: str = "C-001") -> Log:
             target = draw(st.sampled_from(evidence))
             decision = draw(st.sampled_from(DECISIONS))
             common: dict[str, Any] = {"event_id": eid(decision), "contract_id": cid,
-                                      "occurred_at": now, "actor": draw(idents),
+                                      "occurred_at": now,
+                                      "actor": supplier if decision == "retract"
+                                      else draw(managers),
                                       "evidence_id": target}
             if decision == "verify":
                 log.append(ev.EvidenceVerified(**common, note=draw(texts)))
@@ -116,7 +126,8 @@ def contract_logs(draw: st.DrawFn, cid: str = "C-001") -> Log:
             m = draw(st.sampled_from(measures))
             targets[m] += draw(amounts)
             log.append(ev.CommitmentMade(event_id=eid("amend"), contract_id=cid,
-                                         occurred_at=now, measure=m, target=targets[m]))
+                                         occurred_at=now, actor=draw(managers), measure=m,
+                                         target=targets[m]))
         else:
             log.append(ev.ClockTicked(event_id=eid("tick"), contract_id=cid,
                                       occurred_at=now, at=now))
