@@ -2,7 +2,7 @@
 
 Settings come from the environment (``SVMON_*``, as for a worker); progress goes to FILE
 (:class:`bench.common.Progress`). Every role uses the same Faust app settings as the live
-worker (``streams.app.faust_app``), on the same topic, and all but the two stock ones
+worker (``svmon.streams.app.faust_app``), on the same topic, and all but the two stock ones
 the same fixes to Faust's consumer:
 
   noop   a Faust agent that reads each event and does nothing with it: the framework's
@@ -11,7 +11,7 @@ the same fixes to Faust's consumer:
          and quantity total in a Faust table (a table update per event).
   shell  the live worker's agent around a pipeline that does nothing (no database
          writes, every record taken as it comes): the agent's own cost.
-  live   the real worker (``streams.app.build_app``: decode, validate, fold, journal,
+  live   the real worker (``svmon.streams.app.build_app``: decode, validate, fold, journal,
          projections, alert rules, all in the database), counting committed batches;
          with ``BENCH_COMMITS=FILE`` it also writes there, for each event, when its
          batch committed and when that batch was taken from Faust's buffer. Its
@@ -43,7 +43,7 @@ from svmon.settings import Settings
 
 
 def noop(settings: Settings, progress: Progress, tuned: bool = True) -> faust.App:
-    from streams.app import faust_app
+    from svmon.streams.app import faust_app
 
     app = faust_app(settings, tuned=tuned)
     topic = app.topic(settings.events_topic, key_serializer="raw", value_serializer="raw")
@@ -57,7 +57,7 @@ def noop(settings: Settings, progress: Progress, tuned: bool = True) -> faust.Ap
 
 
 def table(settings: Settings, progress: Progress, tuned: bool = True) -> faust.App:
-    from streams.app import faust_app
+    from svmon.streams.app import faust_app
 
     app = faust_app(settings, tuned=tuned)
     topic = app.topic(settings.events_topic, key_serializer="raw", value_serializer="raw")
@@ -77,9 +77,9 @@ def table(settings: Settings, progress: Progress, tuned: bool = True) -> faust.A
 
 
 def live(settings: Settings, progress: Progress) -> faust.App:
-    from models.repository import Batch
-    from streams.app import build_app
     from svmon.bootstrap import init_database
+    from svmon.models.repository import Batch
+    from svmon.streams.app import build_app
 
     # file: "event id<TAB>commit time<TAB>time its batch was sent" a line
     commits = os.environ.get("BENCH_COMMITS")
@@ -113,9 +113,9 @@ def live(settings: Settings, progress: Progress) -> faust.App:
 def shell(settings: Settings, progress: Progress) -> faust.App:
     """The live worker's agent with a pipeline that does nothing: what the agent's own
     batching, offset checks and acknowledgements cost over the no-op agent."""
-    from models.repository import Batch
-    from streams.app import build_app
     from svmon.bootstrap import init_database
+    from svmon.models.repository import Batch
+    from svmon.streams.app import build_app
 
     app, pipeline = build_app(settings, init_database(settings))
 

@@ -24,13 +24,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import record_result
-from infra.broker import EmbeddedBroker, free_port
-from infra.processes import Child, python_module
-from streams.client import EventPublisher
-from streams.topics import ensure_topics
 from svmon.bootstrap import init_database
 from svmon.core import events as ev
+from svmon.infra.broker import EmbeddedBroker, free_port
+from svmon.infra.processes import Child, python_module
 from svmon.settings import Settings
+from svmon.streams.client import EventPublisher
+from svmon.streams.topics import ensure_topics
 
 # the bench contracts' parties, as the API writes their actors (svmon.core.authority)
 MANAGER, SUPPLIER = "mgr-bench", "supplier:S1"
@@ -68,7 +68,7 @@ def main() -> None:
     with EmbeddedBroker(port=port, log_path=tmp / "broker.log"):
         ensure_topics(s)
         repo = init_database(s)
-        worker = Child("worker", python_module("streams.worker"), s.to_env(), tmp / "w.log")
+        worker = Child("worker", python_module("svmon.streams.worker"), s.to_env(), tmp / "w.log")
         try:
             pub = EventPublisher(s.bootstrap, s.events_topic, linger_ms=0)
             cids = [f"B-{i:04d}" for i in range(args.contracts)]

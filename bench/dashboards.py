@@ -25,10 +25,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import record_result
-from infra.broker import free_port
-from infra.processes import Child
 from svmon.bootstrap import init_database
 from svmon.cli import NOTEBOOKS, absolute, voila_command
+from svmon.infra.broker import free_port
+from svmon.infra.processes import Child
 from svmon.settings import Settings
 
 BARE = """{"cells": [{"cell_type": "code", "execution_count": null, "metadata": {},

@@ -40,9 +40,9 @@ MEASURES = (("NT1", "no. people FTE"), ("L-VOL", "hours"), ("D-SME", "£"))
 
 def _setup(data_dir: Path) -> dict[str, str]:
     """A database with CONTRACTS registered contracts; returns supplier -> token."""
-    from models.ingest import IngestStore
     from svmon.bootstrap import init_database
     from svmon.core import events as ev
+    from svmon.models.ingest import IngestStore
     from svmon.settings import Settings
     from tests.helpers import feed
 
@@ -136,7 +136,7 @@ def main() -> None:
         serve(args.serve, args.port)
         return
 
-    from infra.broker import free_port
+    from svmon.infra.broker import free_port
 
     data_dir = Path(tempfile.mkdtemp(prefix="svmon-bench-ingest-"))
     tokens = _setup(data_dir)

@@ -26,12 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.alert_latency import SUPPLIER, setup_events
 from bench.common import read_progress, record_result, summary
-from infra.broker import EmbeddedBroker, free_port
-from infra.processes import Child
-from streams.client import EventPublisher
-from streams.topics import ensure_topics
 from svmon.core import events as ev
+from svmon.infra.broker import EmbeddedBroker, free_port
+from svmon.infra.processes import Child
 from svmon.settings import Settings
+from svmon.streams.client import EventPublisher
+from svmon.streams.topics import ensure_topics
 
 AGENTS = str(Path(__file__).resolve().parent / "agents.py")
 

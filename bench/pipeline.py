@@ -11,7 +11,7 @@ topic as a new consumer group from its start (a catch-up after an outage):
                framework's ceiling here)
   stock-table  a naive Faust agent: parse each event, update a table per event
   noop, table  the same two with the worker's fixes to Faust's consumer (a stricter
-               anchor: ``streams.handoff`` alone makes a no-op agent about twice as fast)
+               anchor: ``svmon.streams.handoff`` alone makes a no-op agent about twice as fast)
   shell  the real worker's agent with a pipeline that does nothing (its batching,
          offset checks and acknowledgements: what the agent costs beyond Faust's own)
   thread the real worker with its batches written on its own threads (one process)
@@ -47,12 +47,12 @@ from statistics import median
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import Throughput, demo_events, read_progress, record_result, wait_for
-from infra.broker import EmbeddedBroker, free_port
-from infra.processes import Child
-from streams.client import EventPublisher
-from streams.topics import ensure_topics
+from svmon.infra.broker import EmbeddedBroker, free_port
+from svmon.infra.processes import Child
 from svmon.schemas import encode_event
 from svmon.settings import Settings
+from svmon.streams.client import EventPublisher
+from svmon.streams.topics import ensure_topics
 
 AGENTS = str(Path(__file__).resolve().parent / "agents.py")
 # the consumers of the first comparison

@@ -25,15 +25,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import record_result
-from infra.broker import EmbeddedBroker, free_port
-from infra.processes import Child, python_module
-from streams.client import EventPublisher
-from streams.topics import ensure_topics
 from svmon import chaos
 from svmon.bootstrap import init_database
 from svmon.demo import generate
+from svmon.infra.broker import EmbeddedBroker, free_port
+from svmon.infra.processes import Child, python_module
 from svmon.schemas import encode_event
 from svmon.settings import Settings
+from svmon.streams.client import EventPublisher
+from svmon.streams.topics import ensure_topics
 
 
 def run(broker: EmbeddedBroker, tmp: Path, name: str,
@@ -44,7 +44,7 @@ def run(broker: EmbeddedBroker, tmp: Path, name: str,
                  topic_prefix=f"bench-{name}", tick_seconds=3600, session_timeout=6.0)
     repo = init_database(s)
     ensure_topics(s)
-    worker = Child("worker", python_module("streams.worker"), s.to_env(), folder / "w.log")
+    worker = Child("worker", python_module("svmon.streams.worker"), s.to_env(), folder / "w.log")
     try:
         log = folder / "w.log"
         while "Worker ready" not in log.read_text(errors="replace"):

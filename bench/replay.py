@@ -35,16 +35,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import record_result
-from infra.broker import EmbeddedBroker, free_port
-from streams.client import publish
-from streams.processor import Record, process
-from streams.topics import ensure_topics
 from svmon.audit.replay import rebuild, rebuild_from_topic
 from svmon.bootstrap import init_database
 from svmon.core.state import ContractState
 from svmon.demo import generate
+from svmon.infra.broker import EmbeddedBroker, free_port
 from svmon.schemas import encode_event
 from svmon.settings import Settings
+from svmon.streams.client import publish
+from svmon.streams.processor import Record, process
+from svmon.streams.topics import ensure_topics
 
 
 async def raw_consume(bootstrap: str, topic: str, expected: int, idle_ms: int = 2000) -> int:

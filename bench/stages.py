@@ -87,11 +87,11 @@ def main() -> None:
                          "folder)")
     args = ap.parse_args()
 
-    import streams.pipeline as app_module
-    from streams.pipeline import LocalStore, Pipeline
-    from streams.processor import Record, partition_for
+    import svmon.streams.pipeline as app_module
     from svmon.bootstrap import init_database
     from svmon.schemas import encode_event
+    from svmon.streams.pipeline import LocalStore, Pipeline
+    from svmon.streams.processor import Record, partition_for
 
     events = demo_events(args.events)
     partitions = 4

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from infra.processes import die_with_parent, terminate
 from svmon.core.errors import SvmonError
+from svmon.infra.processes import die_with_parent, terminate
 
 
 class BrokerError(SvmonError, RuntimeError):

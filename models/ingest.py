@@ -23,9 +23,10 @@ from typing import Any
 from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from models.keys import journalled, reviews
-from models.repository import Repository, T
-from models.tables import (
+from svmon.core.errors import InvalidInput, SvmonError
+from svmon.models.keys import journalled, reviews
+from svmon.models.repository import Repository, T
+from svmon.models.tables import (
     ApiToken,
     ChainHead,
     ContractRow,
@@ -35,7 +36,6 @@ from models.tables import (
     JournalEntry,
     MeasureTotalRow,
 )
-from svmon.core.errors import InvalidInput, SvmonError
 from svmon.schemas import now_utc
 
 TOKEN_PREFIX = "svm"

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Row, RowMapping
 
-from models.tables import EvidenceRow
+from svmon.models.tables import EvidenceRow
 
 Key = tuple[str, str]
 

@@ -170,7 +170,7 @@ def pre_alembic_release(tables: set[str]) -> str | None:
         raise SchemaError(
             f"the database has some of svmon's tables ({', '.join(sorted(ours))}) but not "
             "those of any one release: restore it from a backup, or migrate it by hand and "
-            "record its revision (python -m models.migrate stamp REVISION)")
+            "record its revision (python -m svmon.models.migrate stamp REVISION)")
     return release
 
 
@@ -253,7 +253,7 @@ def ensure_schema(engine: Engine, metadata: MetaData | None = None) -> str:
             if metadata is None:
                 from sqlmodel import SQLModel
 
-                import models.tables  # noqa: F401 - registers the tables
+                import svmon.models.tables  # noqa: F401 - registers the tables
 
                 metadata = SQLModel.metadata
             metadata.create_all(conn)
@@ -302,7 +302,7 @@ def new_revision(message: str, autogenerate: bool = False, url: str | None = Non
 
     from alembic import command
 
-    from models.engine import make_engine
+    from svmon.models.engine import make_engine
 
     rev_id = f"{int(head()) + 1:04d}"
     with tempfile.TemporaryDirectory() as scratch:
@@ -319,10 +319,10 @@ def new_revision(message: str, autogenerate: bool = False, url: str | None = Non
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m models.migrate`` (run ``--help``)."""
+    """``python -m svmon.models.migrate`` (run ``--help``)."""
     import argparse
 
-    p = argparse.ArgumentParser(prog="python -m models.migrate", description=main.__doc__)
+    p = argparse.ArgumentParser(prog="python -m svmon.models.migrate", description=main.__doc__)
     p.add_argument("--url", help="database URL (default: svmon's, from DATABASE_URL or "
                                  "SVMON_DATA_DIR)")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -356,7 +356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         command.upgrade(config(url=f"{args.dialect}://"), args.range, sql=True)
         return 0
-    from models.engine import make_engine
+    from svmon.models.engine import make_engine
     from svmon.settings import Settings
 
     engine = make_engine(args.url or Settings.from_env().database_url)

@@ -36,11 +36,18 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
-from alerts.lifecycle import AlertChange, Identity, changes_for, identity
-from alerts.routing import escalation_recipients, recipients_for
-from models import keys as keys_lookup
-from models.bulk import BulkWriter
-from models.tables import (
+from svmon.alerts.lifecycle import AlertChange, Identity, changes_for, identity
+from svmon.alerts.routing import escalation_recipients, recipients_for
+from svmon.audit.chain import GENESIS, ChainRow, link_hash
+from svmon.core import events as ev
+from svmon.core.catalogue import Catalogue
+from svmon.core.errors import InvalidInput, SvmonError
+from svmon.core.idempotence import EventGate
+from svmon.core.rules import canonical, shortfall
+from svmon.core.state import ContractState, EvidenceRecord
+from svmon.models import keys as keys_lookup
+from svmon.models.bulk import BulkWriter
+from svmon.models.tables import (
     AlertRow,
     ChainHead,
     ContractRow,
@@ -56,13 +63,6 @@ from models.tables import (
     PositionRow,
     RecipientRow,
 )
-from svmon.audit.chain import GENESIS, ChainRow, link_hash
-from svmon.core import events as ev
-from svmon.core.catalogue import Catalogue
-from svmon.core.errors import InvalidInput, SvmonError
-from svmon.core.idempotence import EventGate
-from svmon.core.rules import canonical, shortfall
-from svmon.core.state import ContractState, EvidenceRecord
 from svmon.schemas import decode_event, derived_to_dict, now_utc
 
 
@@ -149,8 +149,8 @@ class Repository:
 
     def create_schema(self) -> str:
         """Bring the schema to the newest revision: create it in an empty database,
-        upgrade an older one (see ``models.migrate``); returns the revision."""
-        from models.migrate import ensure_schema
+        upgrade an older one (see ``svmon.models.migrate``); returns the revision."""
+        from svmon.models.migrate import ensure_schema
 
         return ensure_schema(self.engine, SQLModel.metadata)
 
@@ -655,7 +655,7 @@ class Repository:
                 for s in states if s.terms is not None for r in self.total_rows(s)}
 
     def open_alert_identities(self) -> set[tuple[str, str, str, str]]:
-        """Alerts not resolved, by identity (see ``alerts.lifecycle.identity``)."""
+        """Alerts not resolved, by identity (see ``svmon.alerts.lifecycle.identity``)."""
         return self._alert_identities(T(AlertRow).c.status.in_(NOT_RESOLVED))
 
     def _alert_identities(self, where: Any) -> set[tuple[str, str, str, str]]:

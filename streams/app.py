@@ -7,7 +7,7 @@ batch it asks the database which event ids were accepted or refused before and r
 the evidence the batch's events name, brings each contract's state up to the
 database's version when it first meets it, folds, writes the batch, then keeps the new
 states, without their evidence, in memory (``LocalStore``). By default all of that runs
-in a batch writer process beside this one (:mod:`streams.writer`); this process keeps
+in a batch writer process beside this one (:mod:`svmon.streams.writer`); this process keeps
 the offsets, the acknowledgements, the notice relay and the clock.
 """
 
@@ -24,18 +24,18 @@ import faust
 import mode
 from faust.types import TP
 
-from models.engine import TRANSIENT
-from models.repository import Batch, Repository
-from streams.batching import lingering_batches
-from streams.handoff import hand_over_directly
-from streams.pipeline import REWIND_AGAIN, LocalStore, Pipeline, Sinks, StateStore
-from streams.processor import Record
 from svmon.core import events as ev
+from svmon.models.engine import TRANSIENT
+from svmon.models.repository import Batch, Repository
 from svmon.schemas import encode_event, to_jsonable
 from svmon.settings import BATCH_WRITERS, Settings
+from svmon.streams.batching import lingering_batches
+from svmon.streams.handoff import hand_over_directly
+from svmon.streams.pipeline import REWIND_AGAIN, LocalStore, Pipeline, Sinks, StateStore
+from svmon.streams.processor import Record
 
 if TYPE_CHECKING:
-    from streams.writer import OpenRepository
+    from svmon.streams.writer import OpenRepository
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -270,7 +270,7 @@ def build_app(settings: Settings, repo: Repository, *, store: StateStore | None 
     ``writer`` says where batches are folded and written: ``"thread"`` on executor
     threads of this process (with ``store`` as the state cache; what tests that wrap the
     repository or the store need), ``"process"`` in a process of its own
-    (:mod:`streams.writer`: 1.4-2 × the throughput on two cores; it builds its own
+    (:mod:`svmon.streams.writer`: 1.4-2 × the throughput on two cores; it builds its own
     repository from ``settings``, so ``repo`` must be the database they name).
     """
     if writer not in BATCH_WRITERS:
@@ -291,7 +291,7 @@ def build_app(settings: Settings, repo: Repository, *, store: StateStore | None 
     sinks = sinks or _TopicSinks(dlq_topic, alerts_topic, events_topic)
     pipeline: Pipeline
     if writer == "process":
-        from streams.writer import SplitPipeline
+        from svmon.streams.writer import SplitPipeline
 
         assert open_repository is not None
         pipeline = SplitPipeline(settings, repo, sinks, open_repository)

@@ -1,11 +1,11 @@
 """A small kafka-python client for integrations that send events over Kafka.
 
-    from streams.client import EventPublisher
+    from svmon.streams.client import EventPublisher
     with EventPublisher("127.0.0.1:19092", token="svm_...") as pub:
         pub.send(event)          # a core event or a wire-format dict
 
 By default it produces to the intake topic (``<prefix>.intake``) with the API token in
-the ``authorization: Bearer <token>`` header: the intake consumer (``streams.intake``)
+the ``authorization: Bearer <token>`` header: the intake consumer (``svmon.streams.intake``)
 authenticates it, takes the actor from the token, applies the HTTP API's checks and
 answers on ``<prefix>.intake-replies``. Any Kafka client can do the same (librdkafka,
 the Java client): the header and the key are all that matter, not the partitioner.
@@ -31,7 +31,7 @@ from svmon.core.events import ContractEvent
 from svmon.schemas import decode_event, encode_event
 from svmon.settings import Settings
 
-TOKEN_HEADER = "authorization"  # as streams.intake reads it
+TOKEN_HEADER = "authorization"  # as svmon.streams.intake reads it
 
 
 class EventPublisher:

@@ -2,8 +2,8 @@
 does to the journal, the states and the derived rows, and the offsets it leaves behind.
 
 :class:`Pipeline` runs in the worker's process on executor threads (``writer="thread"``)
-or, as a subclass, in the batch writer process (:mod:`streams.writer`); the Faust app
-(:mod:`streams.app`) drives either. Nothing here imports Faust.
+or, as a subclass, in the batch writer process (:mod:`svmon.streams.writer`); the Faust app
+(:mod:`svmon.streams.app`) drives either. Nothing here imports Faust.
 """
 
 from __future__ import annotations
@@ -17,16 +17,16 @@ from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from models.engine import TRANSIENT
-from models.repository import Batch, Repository
-from streams.processor import Decoded, Record, dead_letter, decode_all, process
 from svmon.core import events as ev
 from svmon.core.errors import InvalidInput
 from svmon.core.fold import fold_all
 from svmon.core.idempotence import key_of
 from svmon.core.state import ContractState, EvidenceRecord, evolve
+from svmon.models.engine import TRANSIENT
+from svmon.models.repository import Batch, Repository
 from svmon.schemas import now_utc
 from svmon.settings import Settings
+from svmon.streams.processor import Decoded, Record, dead_letter, decode_all, process
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")

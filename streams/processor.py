@@ -1,4 +1,4 @@
-"""Turn a batch of raw records into a :class:`~models.repository.Batch`.
+"""Turn a batch of raw records into a :class:`~svmon.models.repository.Batch`.
 
 No Faust here: the agent hands in plain records and a state lookup, so the same code
 runs under ``agent.test_context()``, against the real broker, and in benchmarks.
@@ -15,7 +15,6 @@ from datetime import datetime
 
 from kafka.partitioner.default import murmur2
 
-from models.repository import Batch
 from svmon.core import events as ev
 from svmon.core.catalogue import Catalogue
 from svmon.core.errors import InvalidInput, NotYetKnown
@@ -23,6 +22,7 @@ from svmon.core.fold import fold
 from svmon.core.idempotence import EventGate
 from svmon.core.rules import DEFAULT_POLICY, Policy
 from svmon.core.state import ContractState
+from svmon.models.repository import Batch
 from svmon.schemas import SCHEMA_VERSION, decode_event, now_utc
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Process-wide settings for the batch writer process (``streams.writer``): what a
+"""Process-wide settings for the batch writer process (``svmon.streams.writer``): what a
 long-running process wants that a test process does not. Faust's side of the worker
 keeps Python's defaults: the same setting there measured +1% in bench/pipeline.py."""
 

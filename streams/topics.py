@@ -39,7 +39,7 @@ def wanted_topics(settings: Settings) -> dict[str, int]:
     return {settings.events_topic: settings.partitions,
             settings.alerts_topic: settings.partitions,
             settings.dead_letter_topic: 1,
-            # integrations' messages, read by the intake consumer only (streams.intake)
+            # integrations' messages, read by the intake consumer only (svmon.streams.intake)
             settings.intake_topic: settings.partitions,
             settings.intake_replies_topic: settings.partitions}
 

@@ -1,4 +1,4 @@
-"""Run one Faust worker: ``python -m streams.worker`` (``svmon worker`` does the same)."""
+"""Run one Faust worker: ``python -m svmon.streams.worker`` (``svmon worker`` does the same)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ batch's own (decode, event-id gate, fold, the batch's SQL). Threads did not help
 executor threads and the event loop take turns on the same interpreter lock, so the
 live pipeline ran at about a third of a Faust agent doing nothing. :class:`SplitPipeline`
 gives each batch's raw records to a second process that runs the very same
-:class:`~streams.pipeline.Pipeline` (with its own repository and state cache) and waits for
+:class:`~svmon.streams.pipeline.Pipeline` (with its own repository and state cache) and waits for
 the batch's commit before the records are acknowledged, as before. What stays in the
 worker: offsets and rewinds (``follow_on``), where each partition resumes, the notice
 relay, the clock and the SQLite log checkpoint.
@@ -37,12 +37,12 @@ from dataclasses import replace
 from multiprocessing.connection import Connection
 from typing import Any, Protocol, TypeVar
 
-from models.repository import Batch, Repository
-from streams.pipeline import LocalStore, Pipeline, Sinks
-from streams.processor import Record
-from streams.runtime import collect_garbage_seldom
 from svmon.core import events as ev
+from svmon.models.repository import Batch, Repository
 from svmon.settings import Settings
+from svmon.streams.pipeline import LocalStore, Pipeline, Sinks
+from svmon.streams.processor import Record
+from svmon.streams.runtime import collect_garbage_seldom
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")

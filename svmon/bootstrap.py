@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from models.engine import make_engine
-from models.repository import Repository
 from svmon.catalogue_files import load_catalogue
+from svmon.models.engine import make_engine
+from svmon.models.repository import Repository
 from svmon.settings import Settings
 
 
@@ -27,7 +27,7 @@ def repository(settings: Settings, *, fsync_each_commit: bool = False,
 def init_database(settings: Settings, *, fsync_each_commit: bool = False,
                   checkpoint_behind: bool = False) -> Repository:
     """Bring the schema to the newest revision and store the catalogue (safe to run
-    again, and from several processes at once: see ``models.migrate``)."""
+    again, and from several processes at once: see ``svmon.models.migrate``)."""
     repo = repository(settings, fsync_each_commit=fsync_each_commit,
                       checkpoint_behind=checkpoint_behind)
     repo.create_schema()
@@ -36,7 +36,7 @@ def init_database(settings: Settings, *, fsync_each_commit: bool = False,
 
 
 def worker_app(settings: Settings, **kw: Any) -> Any:
-    from streams.app import build_app  # Faust is imported only by those who run it
+    from svmon.streams.app import build_app  # Faust is imported only by those who run it
 
     kw.setdefault("writer", settings.batch_writer)
     app, _ = build_app(settings, init_database(settings, checkpoint_behind=True),
@@ -48,7 +48,13 @@ def dispatcher(settings: Settings, repo: Repository | None = None) -> Any:
     """The alert dispatcher with the channels the settings configure."""
     from datetime import timedelta
 
-    from alerts.dispatch import Channel, Dispatcher, DispatchPolicy, SmtpChannel, WebhookChannel
+    from svmon.alerts.dispatch import (
+        Channel,
+        Dispatcher,
+        DispatchPolicy,
+        SmtpChannel,
+        WebhookChannel,
+    )
 
     channels: dict[str, Channel] = {}
     if settings.smtp_url:

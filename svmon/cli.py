@@ -47,8 +47,8 @@ def _embedded_endpoint(settings: Settings) -> tuple[str, int] | None:
 
 
 def _check(children: list[Any]) -> None:
-    from infra.processes import Child
-    from streams.app import STUCK_EXIT
+    from svmon.infra.processes import Child
+    from svmon.streams.app import STUCK_EXIT
 
     for i, c in enumerate(children):
         if not c.alive:
@@ -95,10 +95,10 @@ def up(demo: bool, seed: int, contracts: int, embedded_broker: bool,
        exit_after_load: bool) -> None:
     """Start the broker, the worker, the API, the Kafka intake and the dashboards; Ctrl-C
     stops them all."""
-    from infra.broker import EmbeddedBroker
-    from infra.processes import Child, python_module
-    from streams.topics import ensure_topics
     from svmon.bootstrap import init_database
+    from svmon.infra.broker import EmbeddedBroker
+    from svmon.infra.processes import Child, python_module
+    from svmon.streams.topics import ensure_topics
 
     settings = _settings()
     logs = settings.data_dir / "logs"
@@ -120,7 +120,7 @@ def up(demo: bool, seed: int, contracts: int, embedded_broker: bool,
         repo = init_database(settings)
         click.echo(f"database {_redact(settings.database_url)}")
         ensure_topics(settings)
-        children.append(Child("worker", python_module("streams.worker"), settings.to_env(),
+        children.append(Child("worker", python_module("svmon.streams.worker"), settings.to_env(),
                               logs / "worker.log"))
         click.echo(f"worker   started (log: {logs / 'worker.log'})")
         children.append(Child("dispatcher", python_module("svmon.cli", "dispatch"),
@@ -241,8 +241,8 @@ def _wait_for_api(settings: Settings, children: list[Any], timeout: float = 30.0
 
 def _load_demo(settings: Settings, repo: Any, seed: int, contracts: int,
                children: list[Any]) -> None:
-    from streams.client import publish
     from svmon.demo import generate
+    from svmon.streams.client import publish
 
     events = generate(seed=seed, contracts=contracts)
     written: dict[int, tuple[int, int]] = {}
@@ -283,7 +283,7 @@ def _redact(url: str) -> str:
 @main.command()
 def worker() -> None:
     """Run one Faust worker in the foreground."""
-    from streams.worker import main as run
+    from svmon.streams.worker import main as run
 
     sys.argv = [sys.argv[0]]
     run()
@@ -293,8 +293,8 @@ def worker() -> None:
 def init_db() -> None:
     """Create or upgrade the tables and store the catalogue (safe to repeat); prints the
     schema revision the database is at."""
-    from models.migrate import current_revision
     from svmon.bootstrap import init_database
+    from svmon.models.migrate import current_revision
 
     repo = init_database(_settings())
     click.echo(f"database ready at schema revision {current_revision(repo.engine)}")
@@ -307,7 +307,7 @@ def topics() -> None:
     replica counts; the contract-events topic is created with unlimited retention."""
     from kafka.errors import KafkaError
 
-    from streams.topics import describe_topics, ensure_topics, wanted_topics
+    from svmon.streams.topics import describe_topics, ensure_topics, wanted_topics
 
     settings = _settings()
     try:
@@ -458,8 +458,8 @@ def alerts_list(status: str, contract: str | None, as_json: bool) -> None:
 
 
 def _decide(action: str, alert_id: str, actor: str) -> None:
-    from models.repository import NotAllowed
     from svmon.bootstrap import repository
+    from svmon.models.repository import NotAllowed
 
     repo = repository(_settings())
     try:
@@ -580,8 +580,8 @@ def token() -> None:
 @click.option("--label", default="", help="A note, e.g. whose laptop.")
 def token_create(supplier: str | None, manager: str | None, label: str) -> None:
     """Create a token; it is printed once and cannot be shown again."""
-    from models.ingest import IngestStore
     from svmon.bootstrap import init_database
+    from svmon.models.ingest import IngestStore
 
     if bool(supplier) == bool(manager):
         raise click.UsageError("give exactly one of --supplier or --manager")
@@ -600,8 +600,8 @@ def token_create(supplier: str | None, manager: str | None, label: str) -> None:
 @click.argument("token_id")
 def token_revoke(token_id: str) -> None:
     """Revoke a token at once (its id is in 'svmon token list')."""
-    from models.ingest import IngestStore
     from svmon.bootstrap import init_database
+    from svmon.models.ingest import IngestStore
 
     if not IngestStore(init_database(_settings())).revoke_token(token_id):
         raise click.ClickException(f"no active token {token_id!r}")
@@ -611,8 +611,8 @@ def token_revoke(token_id: str) -> None:
 @token.command("list")
 def token_list() -> None:
     """Every token: id, party, created, last used, revoked."""
-    from models.ingest import IngestStore
     from svmon.bootstrap import init_database
+    from svmon.models.ingest import IngestStore
 
     for t in IngestStore(init_database(_settings())).tokens():
         revoked = f"revoked {t['revoked_at']:%Y-%m-%d %H:%M}" if t["revoked_at"] else "active"
@@ -638,11 +638,11 @@ def evidence() -> None:
               default=None, help="Write the refused rows here as CSV.")
 def evidence_import(file: Path, supplier: str, mode: str, errors_path: Path | None) -> None:
     """Import evidence from a CSV file (columns as the API's), with a per-row report."""
-    from models.ingest import Principal
     from svmon.api.csvio import error_rows, read_rows
     from svmon.api.server import build_service
     from svmon.api.service import ItemErrors
     from svmon.bootstrap import init_database
+    from svmon.models.ingest import Principal
 
     service = build_service(init_database(_settings()))
     try:
@@ -689,7 +689,7 @@ def evidence_send(contract_id: str, supplier: str, evidence_id: str, measure: st
     The stream checks it with the same rules as the API; a refusal shows up in
     'svmon evidence rejections' and the API's /v1/rejections.
     """
-    from streams.client import send_evidence
+    from svmon.streams.client import send_evidence
 
     start, _, end = period.partition("..")
     try:
@@ -708,8 +708,8 @@ def evidence_send(contract_id: str, supplier: str, evidence_id: str, measure: st
 @click.option("--json", "as_json", is_flag=True)
 def evidence_rejections(contract_id: str | None, supplier: str | None, as_json: bool) -> None:
     """Events the stream refused, newest first, with the field and the reason."""
-    from models.ingest import IngestStore, Principal
     from svmon.bootstrap import repository
+    from svmon.models.ingest import IngestStore, Principal
 
     store = IngestStore(repository(_settings()))
     if contract_id:
@@ -792,8 +792,8 @@ def demo() -> None:
               help="Reference date (default: today).")
 def demo_publish(seed: int, contracts: int, today: datetime | None) -> None:
     """Publish the demo events to the configured broker."""
-    from streams.client import publish
     from svmon.demo import generate
+    from svmon.streams.client import publish
 
     day: date = today.date() if today else datetime.now(UTC).date()
     events = generate(seed=seed, today=day, contracts=contracts)

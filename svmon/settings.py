@@ -50,7 +50,7 @@ class Settings:
     relay_seconds: float = 1.0
     batch_size: int = 500
     batch_seconds: float = 0.1
-    batch_writer: str = "process"  # one of BATCH_WRITERS (see streams.writer)
+    batch_writer: str = "process"  # one of BATCH_WRITERS (see svmon.streams.writer)
     session_timeout: float = 8.0
     stuck_rebalance_seconds: float = 60.0  # a worker whose rebalance takes longer exits
     fetch_max_wait_ms: int = 100  # how long the broker may hold a fetch (latency bound)
@@ -97,7 +97,7 @@ class Settings:
 
     @property
     def intake_topic(self) -> str:
-        """Where integrations produce (``streams.intake``); never read by the worker."""
+        """Where integrations produce (``svmon.streams.intake``); never read by the worker."""
         return f"{self.topic_prefix}.intake"
 
     @property

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from infra.broker import EmbeddedBroker, free_port
-from infra.processes import Child, python_module
+from svmon.infra.broker import EmbeddedBroker, free_port
+from svmon.infra.processes import Child, python_module
 from svmon.settings import Settings
 
 PG_ADMIN_URL = os.environ.get("SVMON_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -75,7 +75,7 @@ def settings(broker: EmbeddedBroker, database_url: str, tmp_path: Path) -> Setti
 
 
 class Workers:
-    """Start, kill and restart real worker processes (``python -m streams.worker``)."""
+    """Start, kill and restart real worker processes (``python -m svmon.streams.worker``)."""
 
     def __init__(self, settings: Settings, log_dir: Path) -> None:
         self.settings, self.log_dir = settings, log_dir
@@ -83,7 +83,7 @@ class Workers:
 
     def start(self) -> Child:
         n = len(self.children)
-        child = Child(f"worker-{n}", python_module("streams.worker"), self.settings.to_env(),
+        child = Child(f"worker-{n}", python_module("svmon.streams.worker"), self.settings.to_env(),
                       self.log_dir / f"worker-{n}.log")
         self.children.append(child)
         return child
@@ -95,8 +95,8 @@ class Workers:
 
 @pytest.fixture
 def workers(settings: Settings, tmp_path: Path) -> Iterator[Workers]:
-    from streams.topics import ensure_topics
     from svmon.bootstrap import init_database
+    from svmon.streams.topics import ensure_topics
 
     init_database(settings)
     ensure_topics(settings)

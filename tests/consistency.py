@@ -12,11 +12,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from models.repository import Repository
-from models.tables import NoticeRow
 from svmon.catalogue_files import load_catalogue
 from svmon.core import events as ev
 from svmon.core.fold import fold_all
+from svmon.models.repository import Repository
+from svmon.models.tables import NoticeRow
 
 
 def journalled(repo: Repository) -> int:

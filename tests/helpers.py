@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from models.ingest import IngestStore
-from models.repository import Repository
-from streams.processor import Record, decode_all, process
 from svmon.core import events as ev
 from svmon.core.errors import InvalidInput
 from svmon.core.idempotence import key_of
 from svmon.core.state import ContractState
+from svmon.models.ingest import IngestStore
+from svmon.models.repository import Repository
 from svmon.schemas import encode_event
+from svmon.streams.processor import Record, decode_all, process
 
 
 def feed(repo: Repository, events: Sequence[ev.ContractEvent], batch: int = 200,

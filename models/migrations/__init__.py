@@ -1,1 +1,1 @@
-"""Alembic environment and revisions of svmon's database schema (see ``models.migrate``)."""
+"""Alembic environment and revisions of svmon's database schema (see ``svmon.models.migrate``)."""

@@ -1,9 +1,9 @@
 """Alembic's environment for svmon, configured from code: no alembic.ini is needed.
 
-``models.migrate`` builds the :class:`alembic.config.Config` and passes the connection
+``svmon.models.migrate`` builds the :class:`alembic.config.Config` and passes the connection
 to use in ``config.attributes["connection"]``; that connection is already inside the
-transaction (and holds the lock) that ``models.migrate`` opened, so nothing here
-commits. Without a connection (``python -m models.migrate ... --url``) an engine is
+transaction (and holds the lock) that ``svmon.models.migrate`` opened, so nothing here
+commits. Without a connection (``python -m svmon.models.migrate ... --url``) an engine is
 made from the ``sqlalchemy.url`` option. ``--sql`` (offline mode) prints the SQL.
 """
 
@@ -15,8 +15,8 @@ from alembic import context
 from sqlmodel import SQLModel
 from sqlmodel.sql.sqltypes import AutoString
 
-import models.tables  # noqa: F401 - registers every table on SQLModel.metadata
-from models.tables import ExactDecimal, UTCDateTime
+import svmon.models.tables  # noqa: F401 - registers every table on SQLModel.metadata
+from svmon.models.tables import ExactDecimal, UTCDateTime
 
 config = context.config
 target_metadata = SQLModel.metadata
@@ -54,7 +54,7 @@ def run_online() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    from models.engine import make_engine
+    from svmon.models.engine import make_engine
 
     engine = make_engine(config.get_main_option("sqlalchemy.url") or "")
     try:

@@ -19,9 +19,9 @@ down_revision = ${repr(down_revision)}
 branch_labels = ${repr(branch_labels)}
 depends_on = ${repr(depends_on)}
 
-# NUMERIC(38, 12) on PostgreSQL, text on SQLite (as models.tables.ExactDecimal stores it)
+# NUMERIC(38, 12) on PostgreSQL, text on SQLite (as svmon.models.tables.ExactDecimal stores it)
 AMOUNT = sa.String(60).with_variant(sa.Numeric(38, 12), "postgresql")
-TS = sa.DateTime(timezone=True)  # stored in UTC (models.tables.UTCDateTime)
+TS = sa.DateTime(timezone=True)  # stored in UTC (svmon.models.tables.UTCDateTime)
 
 
 def upgrade() -> None:

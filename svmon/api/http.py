@@ -23,13 +23,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from models.engine import TRANSIENT
-from models.ingest import Conflict, NotFound, Principal
-from models.repository import NotAllowed
 from svmon.api import csvio
 from svmon.api.openapi import document
 from svmon.api.service import IngestService, ItemErrors, Unauthorized
 from svmon.core.errors import InvalidInput, SchemaError
+from svmon.models.engine import TRANSIENT
+from svmon.models.ingest import Conflict, NotFound, Principal
+from svmon.models.repository import NotAllowed
 from svmon.schemas import ID_EXPECTED, MAX_MESSAGE_BYTES, is_id, parse_json
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """The gate of the Kafka intake: one intake message -> the same ``IngestService`` calls
 as the HTTP API's handlers, and the reply the sender gets back.
 
-See :mod:`streams.intake` for the design (authentication by the API token in the
+See :mod:`svmon.streams.intake` for the design (authentication by the API token in the
 ``authorization`` header, the ACLs, replies, delivery). The message value is the wire
 envelope ``EventPublisher`` sends (``type``, ``contract_id``, ``event_id``, ``data``;
 ``schema_version``, ``occurred_at`` and ``actor`` may be present), keyed by contract id:
@@ -25,10 +25,6 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from models.engine import TRANSIENT
-from models.ingest import NotFound, Principal
-from models.repository import NotAllowed, Repository
-from streams.intake import TOKEN_HEADER, IntakeConsumer, IntakeMessage
 from svmon.api.http import _failure
 from svmon.api.service import (
     IngestService,
@@ -37,8 +33,12 @@ from svmon.api.service import (
     default_event_id,
 )
 from svmon.core.errors import InvalidInput, SchemaError
+from svmon.models.engine import TRANSIENT
+from svmon.models.ingest import NotFound, Principal
+from svmon.models.repository import NotAllowed, Repository
 from svmon.schemas import MAX_MESSAGE_BYTES, SCHEMA_VERSION, parse_json
 from svmon.settings import Settings
+from svmon.streams.intake import TOKEN_HEADER, IntakeConsumer, IntakeMessage
 
 log = logging.getLogger(__name__)
 CHANNEL = "kafka"
@@ -144,10 +144,10 @@ def serve(settings: Settings, *, relay: bool = False) -> None:
     also publishes the inbox (when no API process runs one)."""
     import signal
 
-    from streams.topics import ensure_topics
     from svmon.api.relay import InboxRelay
     from svmon.api.server import build_service
     from svmon.bootstrap import init_database
+    from svmon.streams.topics import ensure_topics
 
     # an accepted message's offset is committed only after its inbox row: SQLite syncs
     # every commit to disk, as for the API

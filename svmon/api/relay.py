@@ -20,7 +20,7 @@ from typing import Any
 
 from kafka.errors import KafkaError
 
-from models.ingest import IngestStore
+from svmon.models.ingest import IngestStore
 from svmon.schemas import now_utc
 from svmon.settings import Settings
 
@@ -42,8 +42,8 @@ class InboxRelay:
 
     def _producer(self) -> Any:
         if self._publisher is None:
-            from streams.client import EventPublisher
-            from streams.topics import ensure_topics
+            from svmon.streams.client import EventPublisher
+            from svmon.streams.topics import ensure_topics
 
             ensure_topics(self.settings, timeout=10)
             self._publisher = EventPublisher(self.settings.bootstrap,

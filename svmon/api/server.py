@@ -8,12 +8,12 @@ from typing import Any
 
 from starlette.applications import Starlette
 
-from models.ingest import IngestStore
-from models.repository import Repository
 from svmon.api.http import build_http_app
 from svmon.api.relay import InboxRelay
 from svmon.api.service import IngestService
 from svmon.api.views import ContractViews
+from svmon.models.ingest import IngestStore
+from svmon.models.repository import Repository
 from svmon.settings import Settings
 
 

@@ -5,7 +5,7 @@ No web framework here: the HTTP app (``svmon.api.http``), the CSV import and the
 command line call the same methods. Every event is built in its wire form, decoded by
 the wire schema and folded against the contract's current state (``ContractViews``),
 so a request is refused for the same reasons, with the same messages, as the stream
-would refuse it. Only then is it written to the inbox (``models.ingest``).
+would refuse it. Only then is it written to the inbox (``svmon.models.ingest``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from models.ingest import (
+from svmon.api.views import ContractViews
+from svmon.core import authority
+from svmon.core import events as ev
+from svmon.core.errors import InvalidInput, RejectedEvent, SchemaError, SvmonError
+from svmon.core.fold import fold
+from svmon.core.state import ContractState
+from svmon.models.ingest import (
     Conflict,
     Incoming,
     IngestStore,
@@ -27,13 +33,7 @@ from models.ingest import (
     Principal,
     request_digest,
 )
-from models.repository import NotAllowed
-from svmon.api.views import ContractViews
-from svmon.core import authority
-from svmon.core import events as ev
-from svmon.core.errors import InvalidInput, RejectedEvent, SchemaError, SvmonError
-from svmon.core.fold import fold
-from svmon.core.state import ContractState
+from svmon.models.repository import NotAllowed
 from svmon.schemas import SCHEMA_VERSION, decode_event, encode_event, is_id, now_utc
 
 MAX_BATCH = 500

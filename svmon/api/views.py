@@ -17,12 +17,12 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from models.ingest import IngestStore
 from svmon.core.catalogue import Catalogue
 from svmon.core.errors import InvalidInput
 from svmon.core.fold import fold
 from svmon.core.rules import DEFAULT_POLICY, Policy
 from svmon.core.state import ContractState
+from svmon.models.ingest import IngestStore
 from svmon.schemas import decode_event
 
 

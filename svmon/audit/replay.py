@@ -16,7 +16,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from alerts.lifecycle import open_alerts
+from svmon.alerts.lifecycle import open_alerts
 from svmon.core import events as ev
 from svmon.core.catalogue import Catalogue
 from svmon.core.errors import InvalidInput

@@ -6,7 +6,7 @@ write to the events topic could otherwise act as anyone). Pure, standard library
 the core's own event types only.
 
 Actors are the strings the API writes from an authenticated identity
-(:attr:`models.ingest.Principal.actor`):
+(:attr:`svmon.models.ingest.Principal.actor`):
 
 * ``system``: the system itself (it keeps time);
 * ``supplier:<supplier id>``: a supplier;

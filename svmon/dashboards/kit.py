@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from models.repository import Repository
+from svmon.models.repository import Repository
 from svmon.safe_output import csv_writer, safe_name, xlsx_append
 
 

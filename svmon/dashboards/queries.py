@@ -16,8 +16,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from models.repository import NOT_RESOLVED, Repository, T
-from models.tables import AlertRow, ContractRow, EvidenceRow, MeasureTotalRow
+from svmon.models.repository import NOT_RESOLVED, Repository, T
+from svmon.models.tables import AlertRow, ContractRow, EvidenceRow, MeasureTotalRow
 
 ZERO = Decimal(0)
 RED_KINDS = {"MilestoneMissed", "TargetMissed"}
@@ -172,7 +172,7 @@ RATINGS = ("good", "approaching target", "requires improvement", "inadequate", "
 def ratings(repo: Repository, contract_ids: set[str]) -> dict[str, int]:
     """Statutory KPI ratings (Procurement Act 2023) now: the latest rating per contract
     and measure, from the fold's RatingChanged notices; KPIs not rated yet are left out."""
-    from models.tables import NoticeRow
+    from svmon.models.tables import NoticeRow
 
     n = T(NoticeRow)
     rated = n.c.kind == "RatingChanged"
@@ -240,7 +240,7 @@ def contract_ids(repo: Repository) -> list[str]:
 
 def contract(repo: Repository, contract_id: str) -> dict[str, Any]:
     """One contract: terms, per-measure totals, milestones, evidence and alerts."""
-    from models.tables import MilestoneRow
+    from svmon.models.tables import MilestoneRow
 
     c = _contracts(repo).get(contract_id)
     if c is None:

@@ -20,17 +20,17 @@ from typing import Any
 
 import pytest
 
-from models.repository import Batch, Repository
-from streams.app import build_app
-from streams.pipeline import Pipeline
-from streams.processor import Record
 from svmon.bootstrap import init_database
 from svmon.core import events as ev
 from svmon.core.fold import fold_all
 from svmon.core.state import ContractState, evolve
 from svmon.demo import generate
+from svmon.models.repository import Batch, Repository
 from svmon.schemas import encode_event
 from svmon.settings import Settings
+from svmon.streams.app import build_app
+from svmon.streams.pipeline import Pipeline
+from svmon.streams.processor import Record
 
 
 class DictStore:
@@ -261,7 +261,7 @@ def test_a_rebalance_that_never_finishes_ends_the_worker(harness: Harness,
     """The watchdog: a worker whose rebalance has not finished after
     ``stuck_rebalance_seconds`` exits with STUCK_EXIT (for its supervisor to restart),
     and one whose rebalance finished, or never began, goes on."""
-    import streams.app as app_module
+    import svmon.streams.app as app_module
 
     exits: list[int] = []
     monkeypatch.setattr(app_module.os, "_exit", exits.append)
@@ -279,7 +279,7 @@ def test_a_rebalance_that_never_finishes_ends_the_worker(harness: Harness,
 
 ARENAS = """
 import ctypes, sys, threading
-from streams.app import fewer_malloc_arenas
+from svmon.streams.app import fewer_malloc_arenas
 if sys.argv[1] == "cap":
     fewer_malloc_arenas(2)
 keep = []
@@ -314,7 +314,7 @@ def test_the_worker_caps_glibc_malloc_arenas(tmp_path: Path) -> None:
 
 
 def test_faust_keeps_its_files_under_the_data_directory(tmp_path: Path) -> None:
-    from streams.app import faust_app
+    from svmon.streams.app import faust_app
 
     # Faust's default, "<app id>-data" in the working directory, littered wherever a
     # worker, a benchmark or a test was started
@@ -327,7 +327,7 @@ def test_one_poll_hands_the_agent_at_most_two_batches(tmp_path: Path) -> None:
     # Faust polls again only once it has fed them all to the agent: a slow stretch
     # (a restarted worker folding its contracts again) outlasted max_poll_interval
     # and the worker left its group.
-    from streams.app import faust_app
+    from svmon.streams.app import faust_app
 
     app = faust_app(Settings(data_dir=tmp_path, batch_size=300))
     assert app.conf.broker_max_poll_records == 600  # Faust's driver gives it to aiokafka

@@ -1,4 +1,4 @@
-"""``streams.batching.lingering_batches`` inside a Faust agent (Faust's test context,
+"""``svmon.streams.batching.lingering_batches`` inside a Faust agent (Faust's test context,
 no broker): what goes in each batch, and when a batch goes."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 import faust
 import pytest
 
-from streams.batching import lingering_batches
+from svmon.streams.batching import lingering_batches
 
 
 def _agent(max_size: int, linger: float, work_seconds: float = 0.0

@@ -10,12 +10,12 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
-from streams.app import build_app
 from svmon.bootstrap import init_database
 from svmon.core import events as ev
 from svmon.core.fold import fold_all
 from svmon.demo import generate
 from svmon.settings import Settings
+from svmon.streams.app import build_app
 from tests.agents.test_agent import DictStore, Harness, ListSinks, _drain, _put
 
 

@@ -1,4 +1,4 @@
-"""``streams.handoff``: Faust's consumer runs a record's callback in the drain loop's
+"""``svmon.streams.handoff``: Faust's consumer runs a record's callback in the drain loop's
 own task when the callback does not wait, and exactly as mode's ``wait_first`` did when
 it does
 (plain asyncio and a mode service; the broker-backed tests run the whole worker with
@@ -14,7 +14,7 @@ import pytest
 from faust.transport.consumer import Consumer
 from mode import Service
 
-from streams.handoff import Resumed, hand_over_directly, run_until_first_wait
+from svmon.streams.handoff import Resumed, hand_over_directly, run_until_first_wait
 
 
 class _Drain(Service):
@@ -150,7 +150,7 @@ def test_the_worker_app_has_the_direct_hand_over_and_the_stock_app_has_not(tmp_p
     benchmarks' stock anchors must run Faust as it comes."""
     import subprocess
 
-    probe = ("import sys; from pathlib import Path; from streams.app import faust_app; "
+    probe = ("import sys; from pathlib import Path; from svmon.streams.app import faust_app; "
              "from svmon.settings import Settings; "
              "from faust.transport.consumer import Consumer; "
              "faust_app(Settings(data_dir=Path(sys.argv[2])), tuned=sys.argv[1] == 'tuned'); "

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from models.ingest import IngestStore
-from models.repository import Repository
 from svmon.api.server import build
 from svmon.bootstrap import init_database
 from svmon.core import events as ev
 from svmon.core.state import ContractState
+from svmon.models.ingest import IngestStore
+from svmon.models.repository import Repository
 from svmon.settings import Settings
 from tests.helpers import drain_inbox, feed
 

@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from alerts.dispatch import (
+from svmon.alerts.dispatch import (
     DeliveryError,
     Dispatcher,
     DispatchPolicy,
@@ -37,12 +37,12 @@ from alerts.dispatch import (
     SmtpChannel,
     WebhookChannel,
 )
-from infra.broker import free_port
-from models.repository import NotAllowed, Repository
-from streams.client import publish
 from svmon.bootstrap import init_database, repository
 from svmon.core import events as ev
+from svmon.infra.broker import free_port
+from svmon.models.repository import NotAllowed, Repository
 from svmon.settings import Settings
+from svmon.streams.client import publish
 from tests.conftest import Workers, wait_until
 from tests.helpers import feed
 from tests.unit._builders import committed, milestone, registered, submitted, tick, verified
@@ -455,7 +455,7 @@ def test_starttls_and_auth(repo: Repository, tmp_path: Path) -> None:
         assert len(inbox.messages) == 1
         plain = SmtpChannel.from_url(f"smtp://svmon:pw@127.0.0.1:{port}", "svmon@x")
         plain.timeout = 3.0
-        from alerts.dispatch import DeliveryError, Message
+        from svmon.alerts.dispatch import DeliveryError, Message
         with pytest.raises(DeliveryError):  # the server refuses mail before STARTTLS
             plain.send(Message("k", "s", "t", "<p>t</p>", {}, "a@b.example", None))
     finally:
@@ -472,8 +472,8 @@ def test_the_inbox_never_holds_two_open_alerts_of_a_kind(repo: Repository, steps
     """Raise and resolve in any order and batching: at most one unresolved alert per
     contract × measure × kind in the real inbox table, and it matches the pure model.
     The examples share one database, each on a contract of its own."""
-    from alerts.lifecycle import open_alerts
-    from models.repository import Batch
+    from svmon.alerts.lifecycle import open_alerts
+    from svmon.models.repository import Batch
 
     when = datetime(2025, 5, 1, tzinfo=UTC)
     cid = f"C-{uuid.uuid4().hex[:12]}"

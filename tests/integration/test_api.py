@@ -496,7 +496,7 @@ def test_ids_already_used_another_way_are_conflicts(api: Api) -> None:
 def test_a_refused_pending_event_leaves_the_view(api: Api) -> None:
     """The worker can refuse what the API let through (a race, a rule that changed):
     once it does, the API's view of the contract forgets the event."""
-    from models.repository import Batch
+    from svmon.models.repository import Batch
 
     r = api.post("supplier-a", "/v1/contracts/C-A/evidence", evidence("X2", event_id="x2-1"))
     assert r.status_code == 202
@@ -513,9 +513,9 @@ def test_a_refused_pending_event_leaves_the_view(api: Api) -> None:
 def test_an_event_that_never_fits_is_given_up_with_the_workers_reason(api: Api) -> None:
     from datetime import UTC, datetime
 
-    from models.repository import Batch
-    from streams.processor import Record, dead_letter
     from svmon.core.errors import NotYetKnown
+    from svmon.models.repository import Batch
+    from svmon.streams.processor import Record, dead_letter
 
     assert api.post("supplier-a", "/v1/contracts/C-A/evidence",
                     evidence("W1")).status_code == 202

@@ -1,6 +1,6 @@
 """The auditor's replay: tamper evidence, as-of replay, verification, reports.
 
-The journal is filled through the live code path minus Kafka (``streams.processor``
+The journal is filled through the live code path minus Kafka (``svmon.streams.processor``
 plus ``Repository.apply_batch``) on SQLite and PostgreSQL; one test replays from the
 real topic.
 """
@@ -24,10 +24,6 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from sqlalchemy import select, text, update
 
-from models.repository import Repository
-from models.tables import JournalEntry
-from streams.client import publish
-from streams.processor import Record, process
 from svmon.audit.chain import verify_chains
 from svmon.audit.replay import (
     compare,
@@ -40,8 +36,12 @@ from svmon.bootstrap import init_database, repository
 from svmon.core.idempotence import key_of
 from svmon.core.state import ContractState
 from svmon.demo import generate
+from svmon.models.repository import Repository
+from svmon.models.tables import JournalEntry
 from svmon.schemas import encode_event
 from svmon.settings import Settings
+from svmon.streams.client import publish
+from svmon.streams.processor import Record, process
 from tests.conftest import Workers, wait_until
 from tests.helpers import feed
 from tests.unit.test_properties import two_contracts

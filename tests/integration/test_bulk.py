@@ -1,7 +1,7 @@
-"""The batch writes' own executemany (models.bulk) stores what SQLAlchemy's would.
+"""The batch writes' own executemany (svmon.models.bulk) stores what SQLAlchemy's would.
 
 Each test writes the same rows twice, once through ``conn.execute(stmt, rows)`` and
-once through :class:`~models.bulk.BulkWriter`, into two tables of the same shape on
+once through :class:`~svmon.models.bulk.BulkWriter`, into two tables of the same shape on
 the real database, and compares what comes back, or checks that a value its type
 refuses is refused the same way.
 """
@@ -33,8 +33,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import StatementError
 
-from models.bulk import BulkWriter
-from models.tables import ExactDecimal, UTCDateTime
+from svmon.models.bulk import BulkWriter
+from svmon.models.tables import ExactDecimal, UTCDateTime
 
 LONDON = timezone(timedelta(hours=1))
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.broker import EmbeddedBroker, free_port
+from svmon.infra.broker import EmbeddedBroker, free_port
 from svmon.schemas import decode_event
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -20,14 +20,14 @@ from typing import Any
 
 import pytest
 
-from infra.broker import free_port
-from infra.processes import Child
-from models.ingest import IngestStore
 from svmon.bootstrap import init_database
 from svmon.cli import absolute, voila_command
 from svmon.dashboards import kit
 from svmon.dashboards import queries as q
 from svmon.demo import generate
+from svmon.infra.broker import free_port
+from svmon.infra.processes import Child
+from svmon.models.ingest import IngestStore
 from svmon.settings import Settings
 from tests.conftest import ARTIFACTS
 from tests.helpers import feed

@@ -31,20 +31,20 @@ import pytest
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
-from infra.broker import EmbeddedBroker, free_port
-from infra.processes import Child, python_module
-from models.ingest import IngestStore
-from models.repository import Repository
-from models.tables import DeadLetterRow
-from streams.client import EventPublisher
-from streams.topics import ensure_topics
 from svmon import chaos
 from svmon.api.server import build
 from svmon.bootstrap import init_database
 from svmon.core import events as ev
 from svmon.demo import generate
+from svmon.infra.broker import EmbeddedBroker, free_port
+from svmon.infra.processes import Child, python_module
+from svmon.models.ingest import IngestStore
+from svmon.models.repository import Repository
+from svmon.models.tables import DeadLetterRow
 from svmon.schemas import encode_event
 from svmon.settings import Settings
+from svmon.streams.client import EventPublisher
+from svmon.streams.topics import ensure_topics
 from tests.conftest import ARTIFACTS, Workers, wait_until
 from tests.consistency import journalled, tally
 from tests.integration.test_ingest_broker import (

@@ -17,15 +17,15 @@ import pytest
 from click.testing import CliRunner
 from starlette.testclient import TestClient
 
-from infra.broker import EmbeddedBroker, free_port
-from infra.processes import Child, python_module
-from models.ingest import IngestStore
-from streams.client import publish, send_evidence
-from streams.topics import ensure_topics
 from svmon.api.server import build
 from svmon.bootstrap import init_database
 from svmon.cli import main
+from svmon.infra.broker import EmbeddedBroker, free_port
+from svmon.infra.processes import Child, python_module
+from svmon.models.ingest import IngestStore
 from svmon.settings import Settings
+from svmon.streams.client import publish, send_evidence
+from svmon.streams.topics import ensure_topics
 from tests.conftest import Workers, wait_until
 from tests.integration.conftest import contract_events
 

@@ -20,16 +20,16 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer
 
-from models.ingest import IngestStore
-from models.repository import Repository
-from streams.client import EventPublisher
-from streams.intake import IntakeConsumer
-from streams.processor import partition_for
 from svmon.api.intake import build_intake
 from svmon.api.relay import InboxRelay
 from svmon.bootstrap import init_database
+from svmon.models.ingest import IngestStore
+from svmon.models.repository import Repository
 from svmon.schemas import encode_event
 from svmon.settings import Settings
+from svmon.streams.client import EventPublisher
+from svmon.streams.intake import IntakeConsumer
+from svmon.streams.processor import partition_for
 from tests.conftest import Workers, wait_until
 from tests.integration.conftest import contract_events
 

@@ -25,16 +25,16 @@ from click.testing import CliRunner
 from sqlalchemy import Engine, MetaData, func, inspect, select, text
 from sqlmodel import SQLModel
 
-from models import migrate
-from models.engine import make_engine, switch_to_wal
-from models.ingest import Incoming, IngestStore, Principal, request_digest
-from models.repository import Repository
-from models.tables import MeasureRow
 from svmon.audit.chain import GENESIS, verify_chains
 from svmon.audit.replay import compare, rebuild
 from svmon.bootstrap import init_database
 from svmon.catalogue_files import load_catalogue
 from svmon.core import events as ev
+from svmon.models import migrate
+from svmon.models.engine import make_engine, switch_to_wal
+from svmon.models.ingest import Incoming, IngestStore, Principal, request_digest
+from svmon.models.repository import Repository
+from svmon.models.tables import MeasureRow
 from svmon.schemas import encode_event
 from svmon.settings import Settings
 from tests.helpers import drain_inbox, feed
@@ -443,7 +443,7 @@ FIRST_RELEASE_CREATE_ALL = textwrap.dedent("""
     exec(compile(source, "first_release_tables.py", "exec"), module.__dict__)
     from sqlalchemy import create_engine
     from sqlmodel import SQLModel
-    # not models.repository.make_engine: importing it would define today's tables too
+    # not svmon.models.repository.make_engine: importing it would define today's tables too
     engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
     SQLModel.metadata.create_all(engine)
     engine.dispose()
@@ -474,8 +474,8 @@ def test_revision_0001_is_the_first_release_schema(database_url: str, engine: En
 
 
 def _init_database_in_child(url: str, data_dir: str, barrier: Any, results: Any) -> None:
-    from models.migrate import current_revision
     from svmon.bootstrap import init_database
+    from svmon.models.migrate import current_revision
     from svmon.settings import Settings
 
     settings = Settings(database_url=url, data_dir=Path(data_dir))

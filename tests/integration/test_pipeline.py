@@ -14,14 +14,14 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from infra.broker import EmbeddedBroker, free_port
-from streams.client import EventPublisher, publish
-from streams.topics import ensure_topics
 from svmon.bootstrap import init_database, repository
 from svmon.core import events as ev
 from svmon.demo import generate
+from svmon.infra.broker import EmbeddedBroker, free_port
 from svmon.schemas import encode_event
 from svmon.settings import Settings
+from svmon.streams.client import EventPublisher, publish
+from svmon.streams.topics import ensure_topics
 from tests.conftest import Workers, wait_until
 from tests.consistency import assert_matches_fold, journalled
 

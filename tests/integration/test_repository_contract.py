@@ -25,10 +25,6 @@ import pytest
 from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 
-from models.ingest import Conflict, Incoming, IngestStore, Principal, request_digest
-from models.repository import Batch, NotAllowed, Repository
-from models.tables import ApiToken, InboxRow
-from streams.processor import Decoded, Record, decode_all, process
 from svmon.audit.chain import GENESIS, verify_chains
 from svmon.bootstrap import init_database
 from svmon.catalogue_files import CatalogueFileError
@@ -37,8 +33,12 @@ from svmon.core.errors import InvalidInput, RejectedEvent
 from svmon.core.idempotence import key_of
 from svmon.core.state import ContractState
 from svmon.demo import generate
+from svmon.models.ingest import Conflict, Incoming, IngestStore, Principal, request_digest
+from svmon.models.repository import Batch, NotAllowed, Repository
+from svmon.models.tables import ApiToken, InboxRow
 from svmon.schemas import decode_event, encode_event, event_to_dict
 from svmon.settings import Settings
+from svmon.streams.processor import Decoded, Record, decode_all, process
 from tests.conftest import PG_ADMIN_URL, PG_UNAVAILABLE
 from tests.helpers import drain_inbox, feed
 from tests.unit._builders import committed, milestone, registered, submitted, tick, verified

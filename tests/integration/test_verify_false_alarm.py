@@ -8,7 +8,7 @@ that measure has a totals row.
 The cause: the replay expects a row for every measure of the state
 (``Repository.expected_totals`` -> ``total_rows(s)`` -> ``ContractState.measures()``, i.e.
 every committed measure and every key of ``totals``), while the live worker writes only
-the rows that ``models.repository.changed_measures`` says differ from the state before
+the rows that ``svmon.models.repository.changed_measures`` says differ from the state before
 the batch; it compares (commitment, totals, at risk, met), and a measure absent before
 has ``NO_TOTALS`` = ``Totals(0, 0)``, the same as a measure whose only evidence was
 retracted. So a measure that enters the state and is back at zero within one batch is
@@ -25,11 +25,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from models.repository import Repository
 from svmon.audit.replay import compare, rebuild
 from svmon.bootstrap import init_database
 from svmon.cli import main
 from svmon.core import events as ev
+from svmon.models.repository import Repository
 from svmon.settings import Settings
 from tests.helpers import feed
 from tests.unit._builders import committed, registered, retracted, submitted

@@ -18,10 +18,6 @@ import pytest
 from sqlalchemy import select, text
 from sqlmodel import SQLModel
 
-from models import keys
-from models.repository import Batch, Repository, changed_measures
-from models.tables import AlertRow, ContractRow, EvidenceRow, MeasureTotalRow, MilestoneRow
-from streams.processor import Record, decode_all, partition_for, process
 from svmon.bootstrap import init_database
 from svmon.catalogue_files import load_catalogue
 from svmon.core import events as ev
@@ -30,8 +26,12 @@ from svmon.core.fold import fold_all
 from svmon.core.idempotence import key_of
 from svmon.core.state import ContractState, evolve
 from svmon.demo import generate
+from svmon.models import keys
+from svmon.models.repository import Batch, Repository, changed_measures
+from svmon.models.tables import AlertRow, ContractRow, EvidenceRow, MeasureTotalRow, MilestoneRow
 from svmon.schemas import encode_event
 from svmon.settings import Settings
+from svmon.streams.processor import Record, decode_all, partition_for, process
 
 PROJECTIONS = (ContractRow, MeasureTotalRow, MilestoneRow, EvidenceRow, AlertRow)
 VOLATILE = {"created_at", "updated_at"}  # wall-clock times of the write itself
@@ -201,8 +201,8 @@ def test_a_write_that_committed_but_reported_an_error_is_checked_again(
 
     from sqlalchemy.exc import OperationalError
 
-    import streams.pipeline as app_module
-    from streams.pipeline import LocalStore, Pipeline
+    import svmon.streams.pipeline as app_module
+    from svmon.streams.pipeline import LocalStore, Pipeline
 
     monkeypatch.setattr(app_module, "backoff", lambda attempt: 0.0)
     repo = _fresh(database_url, tmp_path, "ambiguous")
@@ -262,8 +262,8 @@ def test_the_worker_decides_evidence_it_no_longer_holds_as_the_journal_would(
     import asyncio
     from dataclasses import replace
 
-    from streams.pipeline import LocalStore, Pipeline
     from svmon.schemas import derived_to_dict
+    from svmon.streams.pipeline import LocalStore, Pipeline
 
     repo = _fresh(database_url, tmp_path, "paged")
     s = Settings(database_url=repo.engine.url.render_as_string(hide_password=False),
@@ -329,7 +329,7 @@ def test_evidence_rows_without_their_submitting_event_and_lost_rows(
     import asyncio
     from dataclasses import replace
 
-    from streams.pipeline import LocalStore, Pipeline
+    from svmon.streams.pipeline import LocalStore, Pipeline
 
     repo = _fresh(database_url, tmp_path, "unrecorded")
     s = Settings(database_url=repo.engine.url.render_as_string(hide_password=False),

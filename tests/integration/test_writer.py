@@ -1,4 +1,4 @@
-"""The batch writer process (``streams.writer``) writes what the one-process worker
+"""The batch writer process (``svmon.streams.writer``) writes what the one-process worker
 writes, follows rebalances, and lives and dies with its worker (SQLite and PostgreSQL).
 """
 
@@ -17,15 +17,15 @@ from typing import Any
 
 import pytest
 
-from models.repository import Batch, Repository
-from streams.pipeline import LocalStore, Pipeline
-from streams.processor import Record
-from streams.writer import SplitPipeline, WriterDied
 from svmon.bootstrap import repository
 from svmon.core.fold import fold_all
 from svmon.demo import generate
+from svmon.models.repository import Batch, Repository
 from svmon.schemas import encode_event
 from svmon.settings import Settings
+from svmon.streams.pipeline import LocalStore, Pipeline
+from svmon.streams.processor import Record
+from svmon.streams.writer import SplitPipeline, WriterDied
 from tests.integration.test_write_path import _DeadLetters, _fresh, _tables
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -169,7 +169,7 @@ def test_a_writer_that_dies_alone_fails_the_next_batch(tmp_path: Path) -> None:
 
 def _fail_next_batch() -> None:
     """Run in the writer: its next batch fails (once), as a bug in the fold would."""
-    import streams.writer as w
+    import svmon.streams.writer as w
 
     assert w._pipeline is not None
     pipeline, handle = w._pipeline, w._pipeline.handle
@@ -222,7 +222,7 @@ def test_the_writer_dies_with_its_worker(tmp_path: Path) -> None:
     script = textwrap.dedent("""
         import asyncio, os, signal, sys, time
         from pathlib import Path
-        from streams.writer import SplitPipeline
+        from svmon.streams.writer import SplitPipeline
         from svmon.bootstrap import init_database, repository
         from svmon.settings import Settings
         from tests.integration.test_write_path import _DeadLetters

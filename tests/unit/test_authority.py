@@ -11,13 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.ingest import Principal
 from svmon.api import service
 from svmon.core import authority
 from svmon.core import events as ev
 from svmon.core.errors import NotYetKnown, RejectedEvent
 from svmon.core.fold import fold, fold_all
 from svmon.core.state import ContractState
+from svmon.models.ingest import Principal
 from svmon.schemas import SCHEMA_VERSION, decode_event
 from tests.unit._builders import (
     CATALOGUE,

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from streams.processor import Record, decode_all
 from svmon.api.openapi import document
 from svmon.core.errors import InvalidInput, SchemaError
 from svmon.demo import generate
@@ -25,6 +24,7 @@ from svmon.schemas import (
     decode_event,
     event_to_dict,
 )
+from svmon.streams.processor import Record, decode_all
 from tests.unit._builders import milestone, registered, submitted
 
 # every kind of id the project makes or shows in its examples and tests

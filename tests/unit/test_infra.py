@@ -21,9 +21,9 @@ import click
 import pytest
 import yaml
 
-from streams.topics import topic_configs
 from svmon.cli import main
 from svmon.settings import Settings
+from svmon.streams.topics import topic_configs
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
@@ -379,7 +379,7 @@ def test_brokers_form_one_kraft_cluster(brokers: dict[str, dict[str, Any]],
 
 
 def test_project_topics_follow_the_runbook() -> None:
-    """streams.topics creates what RUNBOOK.md promises: contract-events kept forever and
+    """svmon.streams.topics creates what RUNBOOK.md promises: contract-events kept forever and
     never compacted; min.insync.replicas only where there are replicas."""
     prod = Settings(replication_factor=3, min_insync_replicas=2)
     events = topic_configs(prod, prod.events_topic)

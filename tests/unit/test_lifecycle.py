@@ -1,4 +1,4 @@
-"""alerts.lifecycle.changes_for: which alert each derived fact raises or resolves."""
+"""svmon.alerts.lifecycle.changes_for: which alert each derived fact raises or resolves."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from alerts.lifecycle import changes_for, open_alerts
+from svmon.alerts.lifecycle import changes_for, open_alerts
 from svmon.core import events as ev
 from tests.unit._builders import (
     all_derived,

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alerts.lifecycle import open_alerts
+from svmon.alerts.lifecycle import open_alerts
 from svmon.audit.exports import ocds_release_package
 from svmon.core import events as ev
 from svmon.core.errors import NotYetKnown, RejectedEvent

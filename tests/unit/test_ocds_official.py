@@ -29,11 +29,11 @@ import pytest
 from jsonschema import Draft4Validator, Draft7Validator
 from referencing import Registry, Resource
 
-from infra import fetch_ocds_schema as fetch
 from svmon.audit.exports import ocds_release_package
 from svmon.catalogue_files import load_catalogue
 from svmon.core.fold import fold_all
 from svmon.demo import generate
+from svmon.infra import fetch_ocds_schema as fetch
 from tests.unit._builders import (
     CATALOGUE,
     apply,

@@ -18,9 +18,9 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
-# NUMERIC(38, 12) on PostgreSQL, text on SQLite (as models.tables.ExactDecimal stores it)
+# NUMERIC(38, 12) on PostgreSQL, text on SQLite (as svmon.models.tables.ExactDecimal stores it)
 AMOUNT = sa.String(60).with_variant(sa.Numeric(38, 12), "postgresql")
-TS = sa.DateTime(timezone=True)  # stored in UTC (models.tables.UTCDateTime)
+TS = sa.DateTime(timezone=True)  # stored in UTC (svmon.models.tables.UTCDateTime)
 
 
 def _s(length: int | None = None) -> sa.String:

@@ -17,7 +17,7 @@ down_revision = "0001"
 branch_labels = None
 depends_on = None
 
-TS = sa.DateTime(timezone=True)  # stored in UTC (models.tables.UTCDateTime)
+TS = sa.DateTime(timezone=True)  # stored in UTC (svmon.models.tables.UTCDateTime)
 
 
 def upgrade() -> None:
