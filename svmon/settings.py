@@ -1,37 +1,15 @@
 """Configuration from environment variables, with embedded defaults for one machine.
 
-| variable | default | meaning |
-| --- | --- | --- |
-| ``SVMON_BROKER_URL`` | ``kafka://127.0.0.1:19092`` | Kafka bootstrap (embedded Tansu) |
-| ``DATABASE_URL`` | ``sqlite:///<data dir>/svmon.db`` | SQLite file, or ``postgresql://…`` |
-| ``SVMON_DATA_DIR`` | ``.svmon`` | where the SQLite file and logs go |
-| ``SVMON_PARTITIONS`` | ``4`` | partitions of the contract-events topic |
-| ``SVMON_TICK_SECONDS`` | ``60`` | how often the clock puts time on each contract's log |
-| ``SVMON_BATCH_SIZE`` | ``500`` | most events the worker folds and writes in one transaction |
-| ``SVMON_BATCH_SECONDS`` | ``0.1`` | longest an event waits for its batch to fill |
-| ``SVMON_BATCH_WRITER`` | ``process`` | batches written by a second process, or ``thread`` |
-| ``SVMON_STUCK_REBALANCE_SECONDS`` | ``60`` | a longer rebalance ends the worker (status 70) |
-| ``SVMON_CATALOGUE`` | (none) | extra catalogue files (CSV/XLSX), separated by ``:`` |
-| ``SVMON_TOPIC_PREFIX`` | ``svmon`` | prefix of the project's topics |
-| ``SVMON_CHECK_PARTITIONS`` | ``1`` | dead-letter a contract event off its key's partition |
-| ``SVMON_SMTP_URL`` | (none: no email) | ``smtp://user:password@host:port?starttls=1`` |
-| ``SVMON_SMTP_FROM`` | ``svmon@localhost`` | sender of alert emails |
-| ``SVMON_SMTP_CAFILE`` | (system CAs) | CA bundle for STARTTLS |
-| ``SVMON_WEBHOOK_SECRET`` | (none: no webhooks) | HMAC key of webhook signatures |
-| ``SVMON_DASHBOARD_URL`` | Voila's contract page | link put in alerts |
-| ``SVMON_ESCALATE_HOURS`` | ``24`` | unacknowledged alerts go to the deputy after this |
-| ``SVMON_API_HOST`` / ``SVMON_API_PORT`` | ``127.0.0.1`` / ``8080`` | where the HTTP API listens |
-| ``SVMON_REDELIVER_SECONDS`` | ``30`` | publish an unsettled received event again after this |
-| ``SVMON_TOKEN_LAST_USED_SECONDS`` | ``60`` | most often a token's last-used time is written |
-| ``SVMON_DASHBOARD_PORT`` | ``8866`` | where Voila serves the dashboards |
-| ``SVMON_REPLICATION_FACTOR`` | ``1`` | replicas of each topic created (3 in production) |
-| ``SVMON_MIN_INSYNC_REPLICAS`` | ``1`` | their ``min.insync.replicas`` (2 in production) |
+:data:`VARIABLES` is the one table of them: :meth:`Settings.to_env` and
+:meth:`Settings.from_env` are read off it, and so is the table in
+``docs/operations.md`` (``python -m svmon.settings`` prints it; a test checks the page).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -115,68 +93,128 @@ class Settings:
 
     def to_env(self) -> dict[str, str]:
         """The environment that makes a child process see these settings."""
-        return {"SVMON_BROKER_URL": self.broker_url, "DATABASE_URL": self.database_url,
-                "SVMON_DATA_DIR": str(self.data_dir), "SVMON_PARTITIONS": str(self.partitions),
-                "SVMON_TICK_SECONDS": str(self.tick_seconds),
-                "SVMON_BATCH_SIZE": str(self.batch_size),
-                "SVMON_BATCH_SECONDS": str(self.batch_seconds),
-                "SVMON_BATCH_WRITER": self.batch_writer,
-                "SVMON_STUCK_REBALANCE_SECONDS": str(self.stuck_rebalance_seconds),
-                "SVMON_TOPIC_PREFIX": self.topic_prefix, "SVMON_APP_ID": self.app_id,
-                "SVMON_CATALOGUE": os.pathsep.join(self.catalogue_files),
-                "SVMON_LOG_LEVEL": self.log_level, "SVMON_SMTP_URL": self.smtp_url,
-                "SVMON_SMTP_FROM": self.smtp_from, "SVMON_SMTP_CAFILE": self.smtp_cafile,
-                "SVMON_WEBHOOK_SECRET": self.webhook_secret,
-                "SVMON_DASHBOARD_URL": self.dashboard_url,
-                "SVMON_ESCALATE_HOURS": str(self.escalate_hours),
-                "SVMON_DISPATCH_LEASE_SECONDS": str(self.dispatch_lease_seconds),
-                "SVMON_FETCH_MAX_WAIT_MS": str(self.fetch_max_wait_ms),
-                "SVMON_API_HOST": self.api_host, "SVMON_API_PORT": str(self.api_port),
-                "SVMON_REDELIVER_SECONDS": str(self.redeliver_seconds),
-                "SVMON_TOKEN_LAST_USED_SECONDS": str(self.token_last_used_seconds),
-                "SVMON_DASHBOARD_PORT": str(self.dashboard_port),
-                "SVMON_REPLICATION_FACTOR": str(self.replication_factor),
-                "SVMON_MIN_INSYNC_REPLICAS": str(self.min_insync_replicas),
-                "SVMON_CHECK_PARTITIONS": "1" if self.check_partitions else "0"}
+        return {v.env: _format(getattr(self, v.field)) for v in VARIABLES}
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         e = os.environ if env is None else env
-        data_dir = Path(e.get("SVMON_DATA_DIR", ".svmon"))
-        return cls(
-            broker_url=e.get("SVMON_BROKER_URL", cls.broker_url),
-            database_url=e.get("DATABASE_URL", ""),
-            data_dir=data_dir,
-            app_id=e.get("SVMON_APP_ID", cls.app_id),
-            topic_prefix=e.get("SVMON_TOPIC_PREFIX", cls.topic_prefix),
-            partitions=int(e.get("SVMON_PARTITIONS", cls.partitions)),
-            tick_seconds=float(e.get("SVMON_TICK_SECONDS", cls.tick_seconds)),
-            batch_size=int(e.get("SVMON_BATCH_SIZE", cls.batch_size)),
-            batch_seconds=float(e.get("SVMON_BATCH_SECONDS", cls.batch_seconds)),
-            batch_writer=e.get("SVMON_BATCH_WRITER", cls.batch_writer),
-            stuck_rebalance_seconds=float(e.get("SVMON_STUCK_REBALANCE_SECONDS",
-                                                cls.stuck_rebalance_seconds)),
-            catalogue_files=tuple(p for p in e.get("SVMON_CATALOGUE", "").split(os.pathsep)
-                                  if p),
-            log_level=e.get("SVMON_LOG_LEVEL", cls.log_level),
-            smtp_url=e.get("SVMON_SMTP_URL", ""),
-            smtp_from=e.get("SVMON_SMTP_FROM", cls.smtp_from),
-            smtp_cafile=e.get("SVMON_SMTP_CAFILE", ""),
-            webhook_secret=e.get("SVMON_WEBHOOK_SECRET", ""),
-            dashboard_url=e.get("SVMON_DASHBOARD_URL", cls.dashboard_url),
-            escalate_hours=float(e.get("SVMON_ESCALATE_HOURS", cls.escalate_hours)),
-            dispatch_lease_seconds=float(e.get("SVMON_DISPATCH_LEASE_SECONDS",
-                                               cls.dispatch_lease_seconds)),
-            fetch_max_wait_ms=int(e.get("SVMON_FETCH_MAX_WAIT_MS", cls.fetch_max_wait_ms)),
-            api_host=e.get("SVMON_API_HOST", cls.api_host),
-            api_port=int(e.get("SVMON_API_PORT", cls.api_port)),
-            redeliver_seconds=float(e.get("SVMON_REDELIVER_SECONDS", cls.redeliver_seconds)),
-            token_last_used_seconds=float(e.get("SVMON_TOKEN_LAST_USED_SECONDS",
-                                                cls.token_last_used_seconds)),
-            dashboard_port=int(e.get("SVMON_DASHBOARD_PORT", cls.dashboard_port)),
-            replication_factor=int(e.get("SVMON_REPLICATION_FACTOR", cls.replication_factor)),
-            min_insync_replicas=int(e.get("SVMON_MIN_INSYNC_REPLICAS",
-                                          cls.min_insync_replicas)),
-            check_partitions=e.get("SVMON_CHECK_PARTITIONS", "1").strip().lower()
-            not in ("0", "false", "no", "off"),
-        )
+        kinds = {f.name: str(f.type) for f in fields(cls)}
+        return cls(**{v.field: _parse(kinds[v.field], e[v.env], v.env)
+                      for v in VARIABLES if v.env in e})
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable: the setting it fills and what it means."""
+
+    env: str
+    field: str
+    meaning: str
+    default: str = ""  # as the docs show it, when the field's own default would mislead
+
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable("SVMON_BROKER_URL", "broker_url",
+             "Kafka bootstrap; `svmon up` starts Tansu there when the host is this machine "
+             "(`--external-broker` to use one already running)"),
+    Variable("DATABASE_URL", "database_url",
+             "SQLite file, or `postgresql://user@host:5432/db`",
+             "sqlite:///<SVMON_DATA_DIR>/svmon.db"),
+    Variable("SVMON_DATA_DIR", "data_dir", "SQLite file and process logs"),
+    Variable("SVMON_APP_ID", "app_id", "the workers' Kafka consumer group and Faust app id"),
+    Variable("SVMON_TOPIC_PREFIX", "topic_prefix",
+             "prefix of the project's topics: contract-events, alerts, dead-letter, intake, "
+             "intake-replies"),
+    Variable("SVMON_PARTITIONS", "partitions", "partitions of the contract-events topic"),
+    Variable("SVMON_TICK_SECONDS", "tick_seconds",
+             "how often the clock puts time on each contract's log"),
+    Variable("SVMON_BATCH_SIZE", "batch_size",
+             "most events the worker folds and writes in one transaction"),
+    Variable("SVMON_BATCH_SECONDS", "batch_seconds",
+             "longest an event waits for its batch to fill (counted from its arrival)"),
+    Variable("SVMON_BATCH_WRITER", "batch_writer",
+             "where a worker decodes, folds and writes its batches: `process`, a second "
+             "process beside Faust's (see Benchmarks), or `thread`, the worker's own threads "
+             "(one process, one core)"),
+    Variable("SVMON_STUCK_REBALANCE_SECONDS", "stuck_rebalance_seconds",
+             "a worker whose rebalance has not finished after this exits with status 70, to "
+             "be started again (see [Limits](limits.md))"),
+    Variable("SVMON_FETCH_MAX_WAIT_MS", "fetch_max_wait_ms",
+             "how long the broker may hold the worker's fetch"),
+    Variable("SVMON_CHECK_PARTITIONS", "check_partitions",
+             "the worker dead-letters a contract event that is not on its key's partition "
+             "(`1` or `0`)"),
+    Variable("SVMON_CATALOGUE", "catalogue_files",
+             "extra catalogue files (CSV/XLSX), separated by `:`", "(none)"),
+    Variable("SVMON_LOG_LEVEL", "log_level", "`debug`, `info`, `warning` or `error`"),
+    Variable("SVMON_SMTP_URL", "smtp_url",
+             "`smtp://user:password@host:587?starttls=1` or `smtps://…`; AUTH without TLS "
+             "only to this machine", "(no email)"),
+    Variable("SVMON_SMTP_FROM", "smtp_from", "sender of alert emails"),
+    Variable("SVMON_SMTP_CAFILE", "smtp_cafile",
+             "CA bundle to check the SMTP server's certificate", "(system CAs)"),
+    Variable("SVMON_WEBHOOK_SECRET", "webhook_secret",
+             "HMAC-SHA256 key of `X-Svmon-Signature`", "(no webhooks)"),
+    Variable("SVMON_DASHBOARD_URL", "dashboard_url", "the link put in every alert"),
+    Variable("SVMON_ESCALATE_HOURS", "escalate_hours",
+             "unacknowledged alerts go to the deputy after this"),
+    Variable("SVMON_DISPATCH_LEASE_SECONDS", "dispatch_lease_seconds",
+             "how long a dispatcher holds a delivery it is sending"),
+    Variable("SVMON_API_HOST", "api_host", "where the HTTP API listens"),
+    Variable("SVMON_API_PORT", "api_port", "its port"),
+    Variable("SVMON_REDELIVER_SECONDS", "redeliver_seconds",
+             "a received event the worker has not settled is published again after this, "
+             "then after twice as long (at most every 10 minutes)"),
+    Variable("SVMON_TOKEN_LAST_USED_SECONDS", "token_last_used_seconds",
+             "a token's last use is written at most once in this many seconds"),
+    Variable("SVMON_DASHBOARD_PORT", "dashboard_port", "where Voila serves the dashboards"),
+    Variable("SVMON_REPLICATION_FACTOR", "replication_factor",
+             "replicas of each topic the project creates (3 in production; the embedded "
+             "broker has one)"),
+    Variable("SVMON_MIN_INSYNC_REPLICAS", "min_insync_replicas",
+             "their `min.insync.replicas` (2 in production)"),
+)
+SECRETS = frozenset({"DATABASE_URL", "SVMON_SMTP_URL", "SVMON_WEBHOOK_SECRET"})
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, tuple):
+        return os.pathsep.join(value)
+    return str(value)
+
+
+def _parse(kind: str, text: str, name: str) -> Any:
+    """``text`` as the setting's type (the dataclass field's annotation)."""
+    try:
+        if kind == "int":
+            return int(text)
+        if kind == "float":
+            return float(text)
+    except ValueError:
+        raise ValueError(f"{name} must be {'an integer' if kind == 'int' else 'a number'}, "
+                         f"not {text!r}") from None
+    if kind == "bool":
+        return text.strip().lower() not in ("0", "false", "no", "off")
+    if kind == "Path":
+        return Path(text)
+    if kind.startswith("tuple"):
+        return tuple(p for p in text.split(os.pathsep) if p)
+    return text
+
+
+def markdown_table() -> str:
+    """The variables as the operations guide shows them."""
+    defaults = Settings(data_dir=Path(".svmon"))
+    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for v in VARIABLES:
+        shown = v.default or _format(getattr(defaults, v.field))
+        if shown and not shown.startswith("("):
+            shown = f"`{shown}`"
+        rows.append(f"| `{v.env}` | {shown} | {v.meaning} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown_table(), end="")
