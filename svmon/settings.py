@@ -174,7 +174,6 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("SVMON_MIN_INSYNC_REPLICAS", "min_insync_replicas",
              "their `min.insync.replicas` (2 in production)"),
 )
-SECRETS = frozenset({"DATABASE_URL", "SVMON_SMTP_URL", "SVMON_WEBHOOK_SECRET"})
 
 
 def _format(value: Any) -> str:
