@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
-from svmon.core.fast import fast_pickle
+from svmon.core.copying import fast_pickle
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -273,6 +273,6 @@ DERIVED_TYPES: tuple[type[Derived], ...] = (
     RatingChanged,
 )
 
-# pickled as (class, field values) between replay processes (svmon.core.fast)
+# pickled as (class, field values) between processes (svmon.core.copying says why)
 for _cls in (*EVENT_TYPES, Attachment, *DERIVED_TYPES):
     fast_pickle(_cls)

@@ -14,7 +14,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal, TypeVar
 
-from svmon.core.fast import builder, fast_pickle, replacer
+from svmon.core.copying import fast_pickle, replacer
 from svmon.core.rules import ZERO
 
 EvidenceStatus = Literal["submitted", "verified", "rejected", "retracted"]
@@ -100,7 +100,7 @@ class Totals:
     verified: Decimal = ZERO
 
     def add(self, claimed: Decimal = ZERO, verified: Decimal = ZERO) -> Totals:
-        return _build_totals(self.claimed + claimed, self.verified + verified)
+        return Totals(self.claimed + claimed, self.verified + verified)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,21 +138,18 @@ class ContractState:
         return committed + extra
 
 
+# pickled as (class, field values) between processes (svmon.core.copying says why)
 for _cls in (Terms, Commitment, Milestone, EvidenceRecord, Totals, ContractState):
     fast_pickle(_cls)
 
 NO_TOTALS = Totals()
-_build_totals = builder(Totals)
-
-# ------------------------------------------------------------- fast evolution
 
 T = TypeVar("T")
 
 
 def evolve(obj: T, **changes: Any) -> T:
-    """``dataclasses.replace`` for the state's frozen dataclasses, several times
-    faster (the fold's hottest call): the slots are copied directly, with field names
-    looked up once per class (:mod:`svmon.core.fast`)."""
+    """A copy of one of the state's frozen dataclasses with some fields changed: what
+    ``dataclasses.replace`` gives (:mod:`svmon.core.copying` says why it is not that)."""
     return replacer(type(obj))(obj, **changes)
 
 

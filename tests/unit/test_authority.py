@@ -204,15 +204,19 @@ def test_before_registration_the_kind_is_judged_and_the_party_waits() -> None:
     _refused(s, replace(early, actor=OTHER_SUPPLIER))  # once known, refused
 
 
-def test_refusals_stick_to_the_event_id_as_other_refusals_do() -> None:
+def test_a_forged_refusal_binds_its_actor_not_the_rightful_partys_event_id() -> None:
+    # issue 21: a forger who reuses the id of the manager's decision must not get the
+    # manager's own event under that id refused; the forger's copies stay refused
     s = _contract()
     forged = replace(PRIVILEGED["EvidenceVerified"], actor=SUPPLIER)
-    states, derived = fold_all([forged, replace(forged, actor=MANAGER)], CATALOGUE,
+    states, derived = fold_all([forged, forged, replace(forged, actor=MANAGER)], CATALOGUE,
                                states={"C-001": s})
-    assert states["C-001"] is s and derived == []  # send a decision under a new id
-    states, _ = fold_all([replace(forged, actor=MANAGER, event_id="C-001:E2:ok")],
-                         CATALOGUE, states={"C-001": s})
     assert states["C-001"].evidence["E2"].status == "verified"
+    assert states["C-001"].version == s.version + 1 and derived
+    again, _ = fold_all([forged, replace(forged, occurred_at=forged.occurred_at
+                                         + timedelta(minutes=1))],
+                        CATALOGUE, states={"C-001": s})
+    assert again["C-001"] is s  # the same actor's later copy: still refused
 
 
 def test_actors_parse_as_the_api_writes_them() -> None:

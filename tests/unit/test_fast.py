@@ -1,44 +1,54 @@
-"""svmon.core.fast builds and copies the core's frozen dataclasses like their own
-__init__ and dataclasses.replace do."""
+"""svmon.core.copying copies and pickles the core's frozen dataclasses as
+dataclasses.replace and their own pickling would."""
 
 from __future__ import annotations
 
 import dataclasses
+import pickle
 from dataclasses import FrozenInstanceError, fields
 
 import pytest
 
 from svmon.core import events as ev
 from svmon.core import state as st
-from svmon.core.fast import builder, replacer
+from svmon.core.copying import fast_pickle, replacer
 
 CLASSES = [*ev.EVENT_TYPES, ev.Attachment, st.Terms, st.Commitment, st.Milestone,
            st.EvidenceRecord, st.Totals, st.ContractState]
 
 
-@pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
-def test_built_objects_equal_constructed_ones(cls: type) -> None:
+def _made(cls: type, prefix: str = "v") -> object:
     names = [f.name for f in fields(cls)]
-    values = [f"value-{i}" for i in range(len(names))]  # types do not matter here
-    made = builder(cls)(*values)
-    want = cls(**dict(zip(names, values, strict=True)))
-    assert type(made) is cls
-    assert made == want
-    assert hash(made) == hash(want) or cls is st.ContractState  # (its dict fields)
-    with pytest.raises(FrozenInstanceError):
-        made.__setattr__(names[0], "changed")
+    return cls(**{n: f"{prefix}{i}" for i, n in enumerate(names)})  # types do not matter
 
 
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
 def test_replaced_objects_equal_dataclasses_replace(cls: type) -> None:
     names = [f.name for f in fields(cls)]
-    old = builder(cls)(*[f"v{i}" for i in range(len(names))])
+    old = _made(cls)
     changes = {n: f"new-{n}" for n in names[::2]}
-    assert replacer(cls)(old, **changes) == dataclasses.replace(old, **changes)
+    new = replacer(cls)(old, **changes)
+    assert type(new) is cls
+    assert new == dataclasses.replace(old, **changes)
+    assert new != old
+    assert hash(new) == hash(dataclasses.replace(old, **changes)) or cls is st.ContractState
     assert replacer(cls)(old) == old
     assert st.evolve(old, **changes) == dataclasses.replace(old, **changes)
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="no_such_field"):
         replacer(cls)(old, no_such_field=1)
+    with pytest.raises(FrozenInstanceError):
+        new.__setattr__(names[0], "changed")
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
+def test_pickled_objects_come_back_equal_and_frozen(cls: type) -> None:
+    old = _made(cls)
+    back = pickle.loads(pickle.dumps(old, protocol=pickle.HIGHEST_PROTOCOL))
+    assert type(back) is cls and back == old
+    assert [getattr(back, f.name) for f in fields(cls)] == \
+        [getattr(old, f.name) for f in fields(cls)]
+    with pytest.raises(FrozenInstanceError):
+        back.__setattr__(fields(cls)[0].name, "changed")
 
 
 def test_classes_with_post_init_or_without_slots_are_refused() -> None:
@@ -55,13 +65,12 @@ def test_classes_with_post_init_or_without_slots_are_refused() -> None:
 
     for cls in (Checked, Unslotted):
         with pytest.raises(TypeError):
-            builder(cls)
-        with pytest.raises(TypeError):
             replacer(cls)
+        with pytest.raises(TypeError):
+            fast_pickle(cls)
 
 
 def test_pickle_round_trips_states_events_and_derived_facts() -> None:
-    import pickle
     from datetime import date
 
     from svmon.audit.replay import rebuild

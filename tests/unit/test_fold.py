@@ -17,6 +17,7 @@ from decimal import Decimal
 import pytest
 
 from svmon.core import events as ev
+from svmon.core.decisions import ManagersDecision
 from svmon.core.errors import NotYetKnown, RejectedEvent
 from svmon.core.fold import fold, fold_all
 from svmon.core.rules import Policy
@@ -142,7 +143,10 @@ def test_rejecting_verified_evidence_takes_it_out_of_both_totals() -> None:
     assert s.totals_for("L-VOL") == Totals(D("52.75"), D("52.75"))
     s, log = apply([rejected("E1", "2025-03-01", reason="hours double counted")], s)
     assert s.totals_for("L-VOL") == Totals(D("12.25"), D("12.25"))
-    s, _ = apply([retracted("E2", "2025-03-02")], s)
+    # verified evidence is the manager's to withdraw (docs/measurement.md, decisions)
+    with pytest.raises(ManagersDecision):
+        fold(s, retracted("E2", "2025-03-02"), CATALOGUE)
+    s, _ = apply([rejected("E2", "2025-03-02")], s)
     assert s.totals_for("L-VOL") == Totals(D("0.00"), D("0.00"))
     assert target_facts(all_derived(log)) == ()
 
@@ -621,10 +625,13 @@ def test_stale_or_repeated_tick_is_a_no_op() -> None:
     assert s.version == version
 
 
-def test_retracting_rejected_evidence_is_a_no_op() -> None:
+def test_retracting_rejected_evidence_is_refused_as_the_managers_decision() -> None:
     s, _ = apply([submitted("E1", "NT1", "1", "2025-01-01", "2025-01-31", "2025-02-05"),
                   rejected("E1", "2025-02-06")], _registered_state())
-    again, derived = fold(s, retracted("E1", "2025-02-07"), CATALOGUE)
+    with pytest.raises(ManagersDecision) as caught:
+        fold(s, retracted("E1", "2025-02-07"), CATALOGUE)
+    assert caught.value.field == "evidence_id" and "rejected" in str(caught.value)
+    again, derived = fold(s, rejected("E1", "2025-02-06"), CATALOGUE)  # the same event
     assert again == s and derived == ()
 
 

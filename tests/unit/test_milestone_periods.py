@@ -291,7 +291,7 @@ def test_an_open_at_risk_alert_follows_the_forecast() -> None:
 
 PROPS = settings(max_examples=100, deadline=None, database=None,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-DECISIONS = [(), ("verify",), ("verify",), ("reject",), ("retract",), ("verify", "retract"),
+DECISIONS = [(), ("verify",), ("verify",), ("reject",), ("retract",), ("verify", "reject"),
              ("verify", "reject")]
 BASE = date(2026, 1, 1)  # after the term: evidence of any 2025 period may be submitted
 Item = tuple[str, Decimal, date, date, tuple[str, ...]]

@@ -346,11 +346,32 @@ def test_blank_rejection_reason() -> None:
     assert decode_event(raw(msg)).reason == "Attendance register missing"  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("days", [0, 3661, True, "90"], ids=repr)
+@pytest.mark.parametrize("days", [0, 3661, True, "90", 90.5, 0.0], ids=repr)
 def test_bad_reporting_cadence(days: Any) -> None:
     msg = event_to_dict(registered())
     msg["data"]["reporting_cadence_days"] = days
     decode_fails(raw(msg), "data.reporting_cadence_days")
+
+
+def test_a_whole_cadence_written_with_a_point_is_a_whole_number() -> None:
+    """JSON has one number type: 162.0 is the whole number 162, as JSON Schema (and so
+    the API's document) says (schemathesis sent it and the server refused it once)."""
+    msg = event_to_dict(registered())
+    msg["data"]["reporting_cadence_days"] = 162.0
+    assert decode_event(raw(msg)).reporting_cadence_days == 162  # type: ignore[attr-defined]
+
+
+def test_the_api_document_counts_a_whole_decimal_an_integer() -> None:
+    from decimal import Decimal
+
+    from svmon.api.document_check import DocumentGate
+
+    gate = DocumentGate({"op": {"type": "object", "properties": {
+        "days": {"type": "integer", "minimum": 1}}}})
+    assert gate.errors("op", {"days": Decimal("162.0")}) == []
+    assert gate.errors("op", {"days": Decimal("1E+2")}) == []
+    [bad] = gate.errors("op", {"days": Decimal("162.5")})
+    assert (bad.field, bad.expected) == ("days", "of JSON type integer")
 
 
 def test_negative_contract_value() -> None:
