@@ -1,10 +1,11 @@
-"""Persistence of the ingestion side: API tokens and the inbox of received events.
+"""Persistence of the ingestion side: the inbox of received events, and what the API
+reads back for the parties who sent them (API tokens: ``svmon.models.tokens``).
 
 The inbox is the durable acknowledgement of the HTTP API: a receipt is returned only
 after the event's row is committed here. A relay publishes rows that the worker has
 not settled yet (again, with backoff, because the embedded broker forgets everything
 when it restarts); the worker settles a row in the transaction that journals or
-refuses its event (``Repository._settle_inbox``).
+refuses its event (``PositionStore.settle_inbox``).
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import re
-import secrets
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -23,11 +22,11 @@ from typing import Any
 from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from svmon.core.errors import InvalidInput, SvmonError
+from svmon.core.errors import Conflict, NotFound
 from svmon.models.keys import journalled, reviews
-from svmon.models.repository import Repository, T
+from svmon.models.repository import Repository
+from svmon.models.statements import T
 from svmon.models.tables import (
-    ApiToken,
     ChainHead,
     ContractRow,
     DeadLetterRow,
@@ -36,32 +35,15 @@ from svmon.models.tables import (
     JournalEntry,
     MeasureTotalRow,
 )
+from svmon.models.tokens import Principal, TokenStore
 from svmon.schemas import now_utc
 
-TOKEN_PREFIX = "svm"
-PARTY = re.compile(r"[A-Za-z0-9._@-]{1,128}")  # no ':', so no party reads as another's actor
+# Principal is the tokens store's, the errors svmon.core's: names callers import from here
+__all__ = ["Conflict", "Incoming", "IngestStore", "NotFound", "Principal", "receipt",
+           "request_digest"]
+
 GIVE_UP_AFTER = 12  # deliveries of an event the worker keeps finding "not yet known"
-KINDS = ("supplier", "manager")
 MAX_REDELIVERY = timedelta(minutes=10)
-
-
-class Conflict(InvalidInput):
-    """An event id already used on this contract for a different request."""
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who a request comes from: a supplier (by supplier id) or a manager (by id)."""
-
-    kind: str  # supplier | manager
-    party: str
-    token_id: str = ""
-
-    @property
-    def actor(self) -> str:
-        """The actor written on events: managers by their id (as alerts name them),
-        suppliers as ``supplier:<id>``."""
-        return self.party if self.kind == "manager" else f"supplier:{self.party}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +65,6 @@ def request_digest(type_name: str, actor: str, data: Any) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 class IngestStore:
     def __init__(self, repo: Repository) -> None:
         self.repo = repo
@@ -95,61 +73,24 @@ class IngestStore:
         # in SQLite's busy handler, which sleeps in steps of up to 100 ms
         self._writer = threading.Lock() if self.engine.dialect.name == "sqlite" \
             else contextlib.nullcontext()
+        self.token_store = TokenStore(self.engine, self._writer)
 
-    # ----------------------------------------------------------------- tokens
+    # ------------------------------------------- tokens (svmon.models.tokens)
 
     def create_token(self, kind: str, party: str, label: str = "") -> tuple[str, str]:
-        """A new token for ``party``: returns (token id, the token). The token itself is
-        shown once and never stored."""
-        if kind not in KINDS:
-            raise InvalidInput("kind", f"one of {', '.join(KINDS)}", kind)
-        if not PARTY.fullmatch(party):
-            raise InvalidInput("party", "an id of 1-128 letters, digits and . _ - @", party)
-        token_id = secrets.token_hex(6)
-        token = f"{TOKEN_PREFIX}_{token_id}_{secrets.token_urlsafe(32)}"
-        with self.engine.begin() as conn:
-            conn.execute(T(ApiToken).insert(), [dict(
-                token_id=token_id, token_hash=hash_token(token), kind=kind, party=party,
-                label=label[:200], created_at=now_utc())])
-        return token_id, token
+        return self.token_store.create_token(kind, party, label)
 
     def revoke_token(self, token_id: str) -> bool:
-        t = T(ApiToken)
-        with self.engine.begin() as conn:
-            n = conn.execute(update(t).where(t.c.token_id == token_id,
-                                             t.c.revoked_at.is_(None))
-                             .values(revoked_at=now_utc())).rowcount
-        return bool(n)
+        return self.token_store.revoke_token(token_id)
 
     def tokens(self) -> list[dict[str, Any]]:
-        t = T(ApiToken)
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(t).order_by(t.c.created_at)).mappings().all()
-        return [{k: v for k, v in r.items() if k != "token_hash"} for r in rows]
+        return self.token_store.tokens()
 
     def principal(self, token: str) -> Principal | str:
-        """The principal a token stands for, or why it stands for none."""
-        t = T(ApiToken)
-        with self.engine.connect() as conn:
-            row = conn.execute(select(t.c.token_id, t.c.kind, t.c.party, t.c.revoked_at)
-                               .where(t.c.token_hash == hash_token(token))).first()
-        if row is None:
-            return "unknown token"
-        if row.revoked_at is not None:
-            return f"token {row.token_id} was revoked"
-        return Principal(row.kind, row.party, row.token_id)
+        return self.token_store.principal(token)
 
     def touch_token(self, token_id: str, at: datetime) -> bool:
-        """Record that ``token_id`` was used at ``at``: one UPDATE, which never moves the
-        stored time backwards (a later use may have been written first). Returns whether
-        the row changed. Callers throttle it (``IngestService``): not a write a request."""
-        t = T(ApiToken)
-        with self._writer, self.engine.begin() as conn:
-            n = conn.execute(update(t).where(t.c.token_id == token_id,
-                                             or_(t.c.last_used_at.is_(None),
-                                                 t.c.last_used_at < at))
-                             .values(last_used_at=at)).rowcount
-        return bool(n)
+        return self.token_store.touch_token(token_id, at)
 
     # ------------------------------------------------------------------ inbox
 
@@ -399,6 +340,3 @@ def receipt(r: Any) -> dict[str, Any]:
         out["reason"] = r["reason"]
     return out
 
-
-class NotFound(SvmonError, LookupError):
-    """No such contract, evidence or event (that this party may see)."""

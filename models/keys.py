@@ -44,6 +44,16 @@ REFUSED = {
                        "JOIN dead_letter AS x ON x.contract_id = k.c AND x.event_id = k.e "
                        "WHERE x.error = 'RejectedEvent'"),
 }
+REFUSED_RAW = {
+    "sqlite": text("SELECT DISTINCT x.contract_id, x.event_id, x.raw FROM json_each(:keys) AS k "
+                   "JOIN dead_letter AS x ON x.contract_id = json_extract(k.value, '$[0]') "
+                   "AND x.event_id = json_extract(k.value, '$[1]') "
+                   "WHERE x.error = 'RejectedEvent'"),
+    "postgresql": text("SELECT DISTINCT x.contract_id, x.event_id, x.raw "
+                       "FROM unnest(CAST(:c AS text[]), CAST(:e AS text[])) AS k(c, e) "
+                       "JOIN dead_letter AS x ON x.contract_id = k.c AND x.event_id = k.e "
+                       "WHERE x.error = 'RejectedEvent'"),
+}
 _RECORD = ("contract_id", "evidence_id", "measure", "quantity", "period_start", "period_end",
            "status", "submitted_by", "submitted_at", "submitted_event_id", "decided_by",
            "decided_at", "reason")
@@ -91,6 +101,24 @@ def journalled(conn: Connection, keys: Sequence[Key]) -> dict[Key, str]:
 def refused(conn: Connection, keys: Sequence[Key]) -> set[Key]:
     """Those of ``keys`` whose event the fold refused for good (``RejectedEvent``)."""
     return {(r.contract_id, r.event_id) for r in _run(conn, REFUSED, keys)}
+
+
+def refused_by(conn: Connection, keys: Sequence[Key]) -> set[tuple[str, str, str | None]]:
+    """(contract, event id, actor) of the events among ``keys`` the fold refused for
+    good: a refusal binds only the actor whose event it was (the event-id gate). The
+    actor is read from the dead letter's record; ``None`` (any actor) when the record
+    kept is cut short or names none, as every refusal was before."""
+    out: set[tuple[str, str, str | None]] = set()
+    for r in _run(conn, REFUSED_RAW, keys):
+        actor: str | None = None
+        try:
+            value = json.loads(r.raw)
+        except ValueError:
+            value = None
+        if isinstance(value, dict) and isinstance(value.get("actor"), str):
+            actor = value["actor"]
+        out.add((r.contract_id, r.event_id, actor))
+    return out
 
 
 def reviews(conn: Connection, keys: Sequence[Key]) -> dict[Key, RowMapping]:

@@ -80,7 +80,7 @@ PRE_ALEMBIC_RELEASES: tuple[tuple[str, frozenset[str]], ...] = (
 )
 
 
-class SchemaError(RuntimeError):
+class DatabaseSchemaError(RuntimeError):
     """The database's schema cannot be brought to this code's revision automatically."""
 
 
@@ -114,7 +114,7 @@ def head() -> str:
     """The newest revision of this code."""
     heads = script().get_heads()
     if len(heads) != 1:
-        raise SchemaError(f"the migrations have {len(heads)} heads {heads}: merge them")
+        raise DatabaseSchemaError(f"the migrations have {len(heads)} heads {heads}: merge them")
     return heads[0]
 
 
@@ -150,7 +150,7 @@ def _version(conn: Connection) -> str | None:
     version = table(VERSION_TABLE, column("version_num"))
     rows = sorted(r[0] for r in conn.execute(select(version.c.version_num)))
     if len(rows) > 1:
-        raise SchemaError(f"the database has several revisions {rows}: not from svmon")
+        raise DatabaseSchemaError(f"the database has several revisions {rows}: not from svmon")
     return rows[0] if rows else None
 
 
@@ -167,7 +167,7 @@ def pre_alembic_release(tables: set[str]) -> str | None:
             break
         release, expected = revision, expected | added
     if release is None or ours != expected:
-        raise SchemaError(
+        raise DatabaseSchemaError(
             f"the database has some of svmon's tables ({', '.join(sorted(ours))}) but not "
             "those of any one release: restore it from a backup, or migrate it by hand and "
             "record its revision (python -m svmon.models.migrate stamp REVISION)")
@@ -213,7 +213,7 @@ def _stamp_created(conn: Connection) -> None:
     every fresh database a test or a command starts)."""
     newest = newest_by_file_name()
     if newest is None:
-        raise SchemaError(f"no revisions in {MIGRATIONS / 'versions'}")
+        raise DatabaseSchemaError(f"no revisions in {MIGRATIONS / 'versions'}")
     VERSION.create(conn, checkfirst=True)
     conn.execute(delete(VERSION))
     conn.execute(insert(VERSION).values(version_num=newest))
@@ -228,7 +228,7 @@ def _adopt(conn: Connection) -> str | None:
         if revision is not None:
             _stamp(conn, revision)
     elif revision not in known_revisions():
-        raise SchemaError(f"the database is at revision {revision}, which this svmon does "
+        raise DatabaseSchemaError(f"the database is at revision {revision}, which this svmon does "
                           f"not know (its newest is {head()}): run a newer svmon")
     return revision
 

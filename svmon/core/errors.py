@@ -3,6 +3,11 @@
 One root (:class:`SvmonError`); bad input subclasses :class:`ValueError` as well, so
 callers that only know the standard library still catch it. Every message names the
 field, what was expected, what came, and which contract or event it concerns.
+
+The refusals of a request (:class:`Unauthorized`, :class:`NotAllowed`,
+:class:`NotFound`, :class:`Conflict`) are here too: the stores raise some of them and
+the API service the others, and the HTTP layer maps each to its status, so they live
+below both.
 """
 
 from __future__ import annotations
@@ -82,3 +87,20 @@ class NotYetKnown(RejectedEvent):
 
 class UnknownMeasure(InvalidInput):
     """A measure code that the catalogue edition does not hold."""
+
+
+class Conflict(InvalidInput):
+    """An id already used for something else: an event id on this contract for a
+    different request, or an evidence id submitted before."""
+
+
+class NotAllowed(SvmonError, PermissionError):
+    """The actor may not do this (for example acknowledge another manager's alert)."""
+
+
+class NotFound(SvmonError, LookupError):
+    """No such contract, evidence or event (that this party may see)."""
+
+
+class Unauthorized(SvmonError):
+    """No token, or a token that is unknown or revoked."""

@@ -370,7 +370,7 @@ def test_unrecognisable_or_newer_databases_are_refused(engine: Engine) -> None:
     with engine.begin() as conn:
         conn.execute(text("CREATE TABLE journal (seq INTEGER PRIMARY KEY)"))
         conn.execute(text("CREATE TABLE unrelated (x INTEGER)"))
-    with pytest.raises(migrate.SchemaError, match="journal"):
+    with pytest.raises(migrate.DatabaseSchemaError, match="journal"):
         migrate.ensure_schema(engine)
     assert migrate.current_revision(engine) is None  # nothing was stamped
 
@@ -378,7 +378,7 @@ def test_unrecognisable_or_newer_databases_are_refused(engine: Engine) -> None:
     migrate.ensure_schema(engine)
     with engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
-    with pytest.raises(migrate.SchemaError, match="9999"):
+    with pytest.raises(migrate.DatabaseSchemaError, match="9999"):
         migrate.ensure_schema(engine)
 
 

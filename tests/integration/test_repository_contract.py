@@ -29,12 +29,13 @@ from svmon.audit.chain import GENESIS, verify_chains
 from svmon.bootstrap import init_database
 from svmon.catalogue_files import CatalogueFileError
 from svmon.core import events as ev
-from svmon.core.errors import InvalidInput, RejectedEvent
+from svmon.core.errors import Conflict, InvalidInput, NotAllowed, RejectedEvent
 from svmon.core.idempotence import key_of
 from svmon.core.state import ContractState
+from svmon.core.valuation import value_measures
 from svmon.demo import generate
-from svmon.models.ingest import Conflict, Incoming, IngestStore, Principal, request_digest
-from svmon.models.repository import Batch, NotAllowed, Repository
+from svmon.models.ingest import Incoming, IngestStore, Principal, request_digest
+from svmon.models.repository import Batch, Repository
 from svmon.models.tables import ApiToken, InboxRow
 from svmon.schemas import decode_event, encode_event, event_to_dict
 from svmon.settings import Settings
@@ -229,7 +230,7 @@ def test_a_batch_that_fails_half_way_leaves_no_trace(repo: Repository, store: In
     good = fold_batch(repo, recs, states, at=RECORDED + timedelta(minutes=1))
     assert [r["event_id"] for r in good.journal] == ["C-001:E3", "C-001:tick:2025-05-01"]
     assert good.derived and len(good.dead_letters) == 1
-    assert ("C-001", "C-001:E3", "accepted", "") in good.settled
+    assert ("C-001", "C-001:E3", "accepted", "", late.actor) in good.settled
     if poison == "dead letter":
         bad = replace(good, dead_letters=[*good.dead_letters, {**good.dead_letters[0],
                                                                "offset": 9, "raw": None}])
@@ -333,7 +334,11 @@ def test_amounts_are_stored_exactly(repo: Repository, database_url: str) -> None
     by = {m["measure"]: m for m in c["measures"]}
     assert by["D-SME"]["verified_gbp"] == "7407407340740740734.3"
     assert Decimal(by["NT1"]["claimed_gbp"]) == Decimal("0.0000000285")
-
+    # the totals rows are the pure valuation of the state, field for field
+    [state] = states.values()
+    priced = {v.measure: v for v in value_measures(state, repo.catalogue)}
+    for (_, code), row in live.items():
+        assert {k: row[k] for k in VALUED} == {k: getattr(priced[code], k) for k in VALUED}
     with repo.engine.connect() as conn:  # how it is stored: exact, not floating point
         if _is_pg(database_url):
             col = {c["name"]: c["type"] for c in inspect(conn).get_columns("measure_total")}
@@ -850,6 +855,29 @@ def test_give_up_settles_only_events_the_worker_keeps_refusing(
     rejections = store.rejections(["C-GHOST"])
     assert [(r["event_id"], r["error"]) for r in rejections] == [(ghost.event_id,
                                                                   "NotYetKnown")]
+
+
+VALUED = ("target", "claimed", "verified", "proxy_gbp", "target_gbp", "claimed_gbp",
+          "verified_gbp", "shortfall", "at_risk", "target_met")
+
+
+def test_the_stores_refusals_are_the_core_exception_tree(repo: Repository) -> None:
+    """The refusals the stores raise are svmon.core.errors' classes, caught by their
+    standard bases and by the one root, and the old import paths give the same ones."""
+    from svmon.core import errors
+    from svmon.models import ingest, migrate, repository
+
+    assert repository.NotAllowed is errors.NotAllowed and ingest.Conflict is errors.Conflict
+    assert ingest.NotFound is errors.NotFound
+    assert issubclass(errors.NotAllowed, PermissionError)
+    assert issubclass(errors.NotFound, LookupError)
+    assert issubclass(errors.Conflict, ValueError)
+    assert all(issubclass(e, errors.SvmonError) for e in (
+        errors.NotAllowed, errors.NotFound, errors.Conflict, errors.Unauthorized))
+    assert not hasattr(migrate, "SchemaError")  # the database's own, not the wire's
+    assert issubclass(migrate.DatabaseSchemaError, RuntimeError)
+    with pytest.raises(InvalidInput, match="alert_id"):
+        repo.acknowledge("no-such-alert", "M01")
 
 
 def test_reading_side_of_the_inbox(repo: Repository, store: IngestStore) -> None:
