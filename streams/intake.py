@@ -63,7 +63,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -73,6 +72,7 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from svmon.settings import Settings
+from svmon.streams.runtime import BackgroundLoop
 
 log = logging.getLogger(__name__)
 TOKEN_HEADER = "authorization"
@@ -107,8 +107,7 @@ class IntakeConsumer:
                  max_records: int = 200) -> None:
         self.settings, self.gate, self.retry = settings, gate, retry
         self.max_records = max_records
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._runner: BackgroundLoop | None = None
         self._consumer: Any = None
         self._producer: Any = None
         self.handled = 0  # messages answered and committed
@@ -189,31 +188,31 @@ class IntakeConsumer:
         return n
 
     def run_forever(self, should_stop: Callable[[], bool] | None = None) -> None:
-        backoff = 0.5
-        while not self._stop.is_set() and not (should_stop and should_stop()):
-            try:
-                self.run_once()
-                backoff = 0.5
-                continue
-            except self.retry as err:
-                log.warning("intake: database unavailable (%s); reading again from the "
-                            "last commit in %.1fs", err, backoff)
-            except (KafkaError, OSError) as err:
-                log.warning("intake: broker unavailable (%s); retrying in %.1fs", err, backoff)
-            except Exception:
-                log.exception("intake round failed; retrying in %.1fs", backoff)
-            self._close()  # uncommitted messages are read again: the inbox dedupes them
-            self._stop.wait(backoff)
-            backoff = min(backoff * 2, 10.0)
-        self._close()
+        """Answer messages until stopped, in this thread (:meth:`start`: a daemon's)."""
+        self._loop().run(should_stop)
+
+    def _loop(self) -> BackgroundLoop:
+        def step() -> float:
+            self.run_once()
+            return 0.0  # the poll itself waits for the next messages
+        return BackgroundLoop("kafka-intake", step, on_error=self._failed,
+                              on_exit=self._close)
+
+    def _failed(self, err: Exception, backoff: float) -> None:
+        if isinstance(err, self.retry):
+            log.warning("intake: database unavailable (%s); reading again from the last "
+                        "commit in %.1fs", err, backoff)
+        elif isinstance(err, KafkaError | OSError):
+            log.warning("intake: broker unavailable (%s); retrying in %.1fs", err, backoff)
+        else:
+            log.error("intake round failed; retrying in %.1fs", backoff, exc_info=err)
+        self._close()  # uncommitted messages are read again: the inbox dedupes them
 
     def start(self) -> IntakeConsumer:
-        self._thread = threading.Thread(target=self.run_forever, name="kafka-intake",
-                                        daemon=True)
-        self._thread.start()
+        self._runner = self._loop().start()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=15)
+        if self._runner is not None:
+            self._runner.stop()
+            self._runner = None

@@ -108,7 +108,7 @@ def process(records: Sequence[Record] | Sequence[Decoded], lookup: StateLookup,
             continue
         try:
             if gate.check(e) == "duplicate":
-                batch.settled.append((e.contract_id, e.event_id, "accepted", ""))
+                batch.settled.append((e.contract_id, e.event_id, "accepted", "", e.actor))
                 continue
             state = batch.states.get(e.contract_id)
             if state is None:
@@ -120,7 +120,7 @@ def process(records: Sequence[Record] | Sequence[Decoded], lookup: StateLookup,
             gate.refused(e, err)
             batch.dead_letters.append(dead_letter(r, err, recorded_at))
             if not isinstance(err, NotYetKnown):  # else the relay offers it again later
-                batch.settled.append((e.contract_id, e.event_id, "refused", str(err)))
+                batch.settled.append((e.contract_id, e.event_id, "refused", str(err), e.actor))
             continue
         except Exception as err:  # a defect must cost one record, never the batch
             log.exception("internal error folding %s/%s@%s", r.topic, r.partition, r.offset)
@@ -129,10 +129,11 @@ def process(records: Sequence[Record] | Sequence[Decoded], lookup: StateLookup,
                 "message", "an event the monitor can process (internal error: "
                 f"{type(err).__name__})", str(err), contract_id=e.contract_id,
                 event_id=e.event_id), recorded_at))
-            batch.settled.append((e.contract_id, e.event_id, "refused", "internal error"))
+            batch.settled.append((e.contract_id, e.event_id, "refused", "internal error",
+                                  e.actor))
             continue
         gate.accepted(e)
-        batch.settled.append((e.contract_id, e.event_id, "accepted", ""))
+        batch.settled.append((e.contract_id, e.event_id, "accepted", "", e.actor))
         if new.milestones is not state.milestones:  # copy-on-write: a new dict = a change
             batch.milestones_changed.add(e.contract_id)
         batch.states[e.contract_id] = new

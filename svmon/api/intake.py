@@ -9,11 +9,12 @@ envelope ``EventPublisher`` sends (``type``, ``contract_id``, ``event_id``, ``da
 - the token is checked by ``IngestService.authenticate``, as for every HTTP request;
 - ``actor``, when present, must be the token's actor (the identity is the token's);
 - ``occurred_at`` is ignored: the record time is the system's, as over HTTP;
-- evidence goes through ``IngestService.submit_evidence`` (the HTTP evidence routes'
-  method), every other event through ``IngestService.draft`` and ``accept`` (what
-  ``one``, ``register`` and ``decide`` call, with the channel ``"kafka"`` recorded in
-  the inbox), so the authority rules, the schema and the fold against the contract's
-  state are the HTTP API's; decisions default their event id as the HTTP routes do.
+- each type goes through the ``IngestService`` method its HTTP route calls, with the
+  channel ``"kafka"`` (recorded in the inbox): evidence through ``submit_evidence``,
+  registrations through ``register``, verifications, rejections and retractions
+  through ``decide``, commitments and milestones through ``one``. So the authority
+  rules, the schema, the fold against the contract's state and the default event ids
+  are the HTTP API's, by construction: this module checks only the envelope.
 
 A refusal's body is the HTTP API's error body for the same error.
 """
@@ -29,13 +30,11 @@ from svmon.api.http import _failure
 from svmon.api.service import (
     IngestService,
     ItemErrors,
-    Unauthorized,
-    default_event_id,
 )
-from svmon.core.errors import InvalidInput, SchemaError
+from svmon.core.errors import InvalidInput, NotAllowed, NotFound, SchemaError, Unauthorized
 from svmon.models.engine import TRANSIENT
-from svmon.models.ingest import NotFound, Principal
-from svmon.models.repository import NotAllowed, Repository
+from svmon.models.ingest import Principal
+from svmon.models.repository import Repository
 from svmon.schemas import MAX_MESSAGE_BYTES, SCHEMA_VERSION, parse_json
 from svmon.settings import Settings
 from svmon.streams.intake import TOKEN_HEADER, IntakeConsumer, IntakeMessage
@@ -96,7 +95,8 @@ class IntakeGate:
         if "actor" in msg and msg["actor"] != p.actor:
             raise InvalidInput("actor", f"absent or {p.actor!r}, the actor of the token "
                                "(the token decides who sends)", msg["actor"])
-        type_name, cid, data = msg.get("type"), msg.get("contract_id"), msg.get("data")
+        type_name, data = msg.get("type"), msg.get("data")
+        cid: Any = msg.get("contract_id")  # the wire schema (the service's) says if it is one
         event_id = msg.get("event_id")
         if not isinstance(type_name, str):
             raise SchemaError("type", "an event type, e.g. EvidenceSubmitted", type_name)
@@ -108,27 +108,32 @@ class IntakeGate:
             raise InvalidInput("key", f"the contract id {cid!r} (the key keeps a contract's "
                                "events in order)", key, contract_id=cid if
                                isinstance(cid, str) else None)
-        if type_name == "EvidenceSubmitted":
-            if "contract_id" in data or "event_id" in data:
-                bad = "contract_id" if "contract_id" in data else "event_id"
+        for bad in ("contract_id", "event_id"):
+            if bad in data:
                 raise SchemaError(f"data.{bad}", "absent (it is in the envelope)", data[bad])
-            item = {**data, "contract_id": cid}
-            if event_id is not None:
-                item["event_id"] = event_id
+        body: dict[str, Any] = dict(data)
+        if event_id is not None:
+            body["event_id"] = event_id
+        # each type through the method its HTTP route calls, with this channel
+        if type_name == "EvidenceSubmitted":
             try:
-                receipts, _ = self.service.submit_evidence(p, [(0, item)], CHANNEL)
+                receipts, _ = self.service.submit_evidence(
+                    p, [(0, {**body, "contract_id": cid})], CHANNEL)
             except ItemErrors as err:
                 raise err.errors[0].error from None
             return receipts[0]
-        default = None
-        if type_name in DECISIONS and isinstance(data.get("evidence_id"), str):
-            default = default_event_id(DECISIONS[type_name], data["evidence_id"])
-        draft = self.service.draft(p, type_name, cid, dict(data), event_id, default)
-        try:
-            receipts, _ = self.service.accept(p, [(0, draft)], CHANNEL)
-        except ItemErrors as err:
-            raise err.errors[0].error from None
-        return receipts[0]
+        if type_name == "ContractRegistered":
+            return self.service.register(p, {**body, "contract_id": cid}, CHANNEL)
+        decision = DECISIONS.get(type_name)
+        if decision is not None:
+            evidence_id = body.pop("evidence_id", None)
+            if not isinstance(evidence_id, str):
+                raise SchemaError("data.evidence_id", "the id of the evidence decided",
+                                  evidence_id)
+            return self.service.decide(p, cid, evidence_id, decision, body, CHANNEL)
+        # commitments, milestones; and what no route takes (the clock's ticks, unknown
+        # types), which the same method refuses as the API would
+        return self.service.one(p, type_name, cid, body, channel=CHANNEL)
 
 
 def build_intake(settings: Settings, repo: Repository) -> IntakeConsumer:

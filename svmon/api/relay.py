@@ -12,7 +12,6 @@ offering it until the worker's transaction says it was decided.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -23,6 +22,7 @@ from kafka.errors import KafkaError
 from svmon.models.ingest import IngestStore
 from svmon.schemas import now_utc
 from svmon.settings import Settings
+from svmon.streams.runtime import BackgroundLoop
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,7 @@ class InboxRelay:
                              timedelta(seconds=0.5))  # 0 would republish without pause
         self.batch = batch
         self._publisher: Any = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._runner: BackgroundLoop | None = None
         self.published = 0
         self._next_give_up = 0.0
 
@@ -71,39 +70,34 @@ class InboxRelay:
 
     def run_forever(self, interval: float = 0.05,
                     should_stop: Callable[[], bool] | None = None) -> None:
-        backoff = 0.5
-        while not self._stop.is_set() and not (should_stop and should_stop()):
-            try:
-                n = self.run_once()
-                backoff = 0.5
-            except (KafkaError, OSError) as err:
-                log.warning("relay: broker unavailable (%s); retrying in %.1fs", err, backoff)
-                self._close()
-                try:  # it may come back empty: offer everything again, in order of receipt
-                    self.store.republish_all()
-                except Exception:
-                    log.exception("relay: could not reschedule the inbox")
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
-                continue
-            except Exception:  # the database may be down too: keep trying, loudly
-                log.exception("relay round failed; retrying in %.1fs", backoff)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
-                continue
-            if n < self.batch:
-                self._stop.wait(interval)
+        """Relay until stopped, in this thread (``svmon intake --relay`` runs it in its
+        own; :meth:`start` in a daemon thread)."""
+        self._loop(interval).run(should_stop)
 
-    def start(self) -> InboxRelay:
-        self._thread = threading.Thread(target=self.run_forever, name="inbox-relay",
-                                        daemon=True)
-        self._thread.start()
+    def _loop(self, interval: float) -> BackgroundLoop:
+        def step() -> float:
+            return 0.0 if self.run_once() >= self.batch else interval
+        return BackgroundLoop("inbox-relay", step, on_error=self._failed,
+                              on_exit=self._close)
+
+    def _failed(self, err: Exception, backoff: float) -> None:
+        if isinstance(err, KafkaError | OSError):
+            log.warning("relay: broker unavailable (%s); retrying in %.1fs", err, backoff)
+            self._close()
+            # it may come back empty: offer everything again, in order of receipt (the
+            # database may be down too: the loop logs that and tries again)
+            self.store.republish_all()
+        else:  # the database may be down: keep trying, loudly
+            log.error("relay round failed; retrying in %.1fs", backoff, exc_info=err)
+
+    def start(self, interval: float = 0.05) -> InboxRelay:
+        self._runner = self._loop(interval).start()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=15)
+        if self._runner is not None:
+            self._runner.stop()
+            self._runner = None
         self._close()
 
     def _close(self) -> None:

@@ -11,7 +11,6 @@ would refuse it. Only then is it written to the inbox (``svmon.models.ingest``).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -19,31 +18,30 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from svmon.api.ids import check_own_id, default_event_id
 from svmon.api.views import ContractViews
 from svmon.core import authority
 from svmon.core import events as ev
-from svmon.core.errors import InvalidInput, RejectedEvent, SchemaError, SvmonError
+from svmon.core.decisions import AlreadyDecided, ManagersDecision
+from svmon.core.errors import (
+    Conflict,
+    InvalidInput,
+    NotAllowed,
+    NotFound,
+    RejectedEvent,
+    SchemaError,
+    SvmonError,
+    Unauthorized,
+)
 from svmon.core.fold import fold
 from svmon.core.state import ContractState
-from svmon.models.ingest import (
-    Conflict,
-    Incoming,
-    IngestStore,
-    NotFound,
-    Principal,
-    request_digest,
-)
-from svmon.models.repository import NotAllowed
+from svmon.models.ingest import Incoming, IngestStore, Principal, request_digest
 from svmon.schemas import SCHEMA_VERSION, decode_event, encode_event, is_id, now_utc
 
 MAX_BATCH = 500
 LAST_USED_SECONDS = 60.0  # default of Settings.token_last_used_seconds
 
 log = logging.getLogger(__name__)
-
-
-class Unauthorized(SvmonError):
-    """No token, or a token that is unknown or revoked."""
 
 
 @dataclass
@@ -75,17 +73,6 @@ class ItemErrors(SvmonError):
 # (svmon.core.authority), less what only the system asserts (time passing)
 SENDERS: dict[type[ev.ContractEvent], str] = {
     t: kind for t, kind in authority.SENDERS.items() if kind != "system"}
-
-
-def default_event_id(*parts: object) -> str:
-    """A deterministic id, so a retry without a client id is still recognised."""
-    text = ":".join(str(p) for p in parts)
-    if is_id(text):
-        return text
-    # too long or not an identifier: a digest keeps it valid, so the field's own check
-    # (not the derived id's) reports what is wrong
-    digest = hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:40]
-    return f"{parts[0]}:{digest}"
 
 
 @dataclass
@@ -146,6 +133,8 @@ class IngestService:
               event_id: Any = None, default_id: str | None = None) -> Draft:
         """The event a request asks for, decoded by the wire schema (SchemaError names
         the request's own field, without the envelope's ``data.`` prefix)."""
+        if event_id is not None:
+            check_own_id(type_name, event_id)
         now = self.clock()
         wire = {"schema_version": SCHEMA_VERSION, "type": type_name,
                 "event_id": event_id if event_id is not None else default_id,
@@ -198,6 +187,10 @@ class IngestService:
                                e.evidence_id, contract_id=e.contract_id, event_id=e.event_id)
         try:
             new, _ = fold(state, e, self.views.catalogue, self.views.policy)
+        except (AlreadyDecided, ManagersDecision) as err:
+            # a conflict with the decision on record (docs/measurement.md, decisions): 409
+            raise Conflict(err.field, err.expected, err.got, contract_id=e.contract_id,
+                           event_id=e.event_id) from err
         except RejectedEvent as err:
             if isinstance(e, ev.MilestoneScheduled) and err.field == "milestone_id":
                 # the fold refuses a milestone id reused with another body; over HTTP
@@ -306,8 +299,10 @@ class IngestService:
 
     def one(self, p: Principal, type_name: str, contract_id: str, body: Any,
             default_parts: tuple[object, ...] | None = None,
-            extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """A single event from a JSON object (the object's ``event_id`` is optional)."""
+            extra: Mapping[str, Any] | None = None, channel: str = "http"
+            ) -> dict[str, Any]:
+        """A single event from a JSON object (the object's ``event_id`` is optional);
+        ``channel`` (``http``, ``kafka``) is recorded in the inbox."""
         if not isinstance(body, Mapping):
             raise SchemaError("body", "a JSON object", type(body).__name__)
         data = {k: v for k, v in body.items() if k != "event_id"}
@@ -316,7 +311,7 @@ class IngestService:
             default_parts = self._amendment_parts(type_name, contract_id, data)
         draft = self.draft(p, type_name, contract_id, data, body.get("event_id"),
                            default_event_id(*default_parts))
-        return self._single(p, draft)
+        return self._single(p, draft, channel)
 
     def _amendment_parts(self, type_name: str, contract_id: Any, data: Mapping[str, Any]
                          ) -> tuple[object, ...]:
@@ -348,14 +343,14 @@ class IngestService:
         version = len(ids) - 1 if same else len(ids)
         return (*what, f"v{version}")
 
-    def _single(self, p: Principal, draft: Draft) -> dict[str, Any]:
+    def _single(self, p: Principal, draft: Draft, channel: str) -> dict[str, Any]:
         try:
-            receipts, _ = self.accept(p, [(0, draft)], "http")
+            receipts, _ = self.accept(p, [(0, draft)], channel)
         except ItemErrors as err:
             raise err.errors[0].error from None
         return receipts[0]
 
-    def register(self, p: Principal, body: Any) -> dict[str, Any]:
+    def register(self, p: Principal, body: Any, channel: str = "http") -> dict[str, Any]:
         if not isinstance(body, Mapping):
             raise SchemaError("body", "a JSON object", type(body).__name__)
         cid = body.get("contract_id")
@@ -363,10 +358,10 @@ class IngestService:
         draft = self.draft(p, "ContractRegistered", cid, data, body.get("event_id"),
                            default_event_id(*self._amendment_parts(
                                "ContractRegistered", cid, data)))
-        return self._single(p, draft)
+        return self._single(p, draft, channel)
 
     def decide(self, p: Principal, contract_id: str, evidence_id: str, decision: str,
-               body: Any) -> dict[str, Any]:
+               body: Any, channel: str = "http") -> dict[str, Any]:
         type_name = {"verify": "EvidenceVerified", "reject": "EvidenceRejected",
                      "retract": "EvidenceRetracted"}[decision]
         body = {} if body is None else body
@@ -376,7 +371,7 @@ class IngestService:
             raise SchemaError("evidence_id", f"the id in the path, {evidence_id!r}",
                               body["evidence_id"])
         return self.one(p, type_name, contract_id, body, (decision, evidence_id),
-                        {"evidence_id": evidence_id})
+                        {"evidence_id": evidence_id}, channel)
 
     # ------------------------------------------------------------ reading
 

@@ -27,7 +27,7 @@ from svmon.models.ingest import IngestStore
 from svmon.models.repository import Repository
 from svmon.schemas import encode_event
 from svmon.settings import Settings
-from svmon.streams.client import EventPublisher
+from svmon.streams.client import EventPublisher, submit_evidence
 from svmon.streams.intake import IntakeConsumer
 from svmon.streams.processor import partition_for
 from tests.conftest import Workers, wait_until
@@ -235,3 +235,164 @@ def test_a_record_on_the_wrong_partition_of_contract_events_is_dead_lettered(
     assert f"partition {wrong}" in dl["reason"].split("got", 1)[1]
     assert not any(s.totals(cid).values())
     assert s.repo.journal_rows(event_id=e.event_id) == []
+
+
+def test_the_supplier_client_sends_evidence_through_the_intake_and_gets_its_reply(
+        system: System) -> None:
+    s = system
+    ok = submit_evidence(s.settings, s.tokens["supplier"], contract_id="C-2",
+                         evidence_id="K1", measure="NT1", quantity="3", unit=UNIT,
+                         period_start="2025-03-01", period_end="2025-03-31")
+    assert ok["status"] == "accepted" and ok["sender"] == "supplier:S01", ok
+    assert ok["receipt"]["event_id"] == "evidence:K1" and ok["key"] == "C-2"
+    bad = submit_evidence(s.settings, s.tokens["supplier"], contract_id="C-2",
+                          evidence_id="K2", measure="NT1", quantity="3", unit="hours",
+                          period_start="2025-03-01", period_end="2025-03-31")
+    assert bad["status"] == "refused" and bad["field"] == "unit", bad
+    assert bad["http_status"] == 422 and "hours" in bad["got"]
+    other = submit_evidence(s.settings, s.tokens["other"], contract_id="C-2",
+                            evidence_id="K3", measure="NT1", quantity="3", unit=UNIT,
+                            period_start="2025-03-01", period_end="2025-03-31")
+    assert other["status"] == "refused" and other["http_status"] == 403, other
+    wait_until(lambda: s.totals("C-2").get("NT1") == Decimal(3), 90,
+               what="K1 counted through the intake")
+    assert s.store.receipt("C-2", "evidence:K2") is None  # refused at the door
+    assert s.repo.counts()["dead_letters"] == 0
+
+
+def test_svmon_evidence_send_goes_through_the_intake_as_its_token_says(
+        system: System, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command line's direct path: the token (SVMON_TOKEN) decides who sends, the
+    reply is printed, and a refusal names the field and exits 1."""
+    from click.testing import CliRunner
+
+    from svmon.cli import main
+
+    s = system
+    for k, v in s.settings.to_env().items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("SVMON_TOKEN", s.tokens["supplier"])
+    args = ["evidence", "send", "--contract", "C-1", "--measure", "NT1",
+            "--period", "2025-04-01..2025-04-30"]
+    ok = CliRunner().invoke(main, [*args, "--evidence-id", "CLI1", "--quantity", "4",
+                                   "--unit", UNIT])
+    assert ok.exit_code == 0, ok.output
+    assert "accepted evidence:CLI1 as supplier:S01" in ok.output
+    bad = CliRunner().invoke(main, [*args, "--evidence-id", "CLI2", "--quantity", "4",
+                                    "--unit", "hours"])
+    assert bad.exit_code == 1 and "refused (422)" in bad.output and "unit" in bad.output
+    monkeypatch.setenv("SVMON_TOKEN", s.tokens["other"])  # S02: not C-1's supplier
+    other = CliRunner().invoke(main, [*args, "--evidence-id", "CLI3", "--quantity", "4",
+                                      "--unit", UNIT])
+    assert other.exit_code == 1 and "refused (403)" in other.output
+    wait_until(lambda: s.totals("C-1").get("NT1") == Decimal(4), 90,
+               what="CLI1 counted through the intake")
+    assert s.store.receipt("C-1", "evidence:CLI2") is None
+    assert s.store.receipt("C-1", "evidence:CLI3") is None
+
+
+MANAGER_TYPES = ("ContractRegistered", "CommitmentMade", "MilestoneScheduled",
+                 "EvidenceVerified", "EvidenceRejected")
+SUPPLIER_TYPES = ("EvidenceSubmitted", "EvidenceRetracted")
+
+
+def _data(type_name: str) -> dict[str, object]:
+    """What each privileged event on C-1 carries (the rightful party's version)."""
+    registered = json.loads(encode_event(contract_events("C-1", "S01", "mgr-a")[0]))["data"]
+    return {
+        "ContractRegistered": {**registered, "title": "Amended by its manager"},
+        "CommitmentMade": {"measure": "NT1", "target": "7"},
+        "MilestoneScheduled": {"milestone_id": "M1", "measure": "NT1", "due": "2025-06-30",
+                               "cumulative_target": "2"},
+        "EvidenceVerified": {"evidence_id": "EV"},
+        "EvidenceRejected": {"evidence_id": "ER", "reason": "no timesheets"},
+        "EvidenceSubmitted": {"evidence_id": "E9", "measure": "NT1", "quantity": "50",
+                              "unit": UNIT, "period_start": "2025-04-01",
+                              "period_end": "2025-04-30"},
+        "EvidenceRetracted": {"evidence_id": "E9", "reason": "sent twice"},
+        "ClockTicked": {"at": "2025-07-01T00:00:00+00:00"},
+    }[type_name]
+
+
+def _dead_letters(repo: Repository) -> list[dict[str, Any]]:
+    from sqlalchemy import select
+
+    from svmon.models.tables import DeadLetterRow
+
+    t = DeadLetterRow.__table__  # type: ignore[attr-defined]
+    with repo.engine.connect() as conn:
+        return [dict(r) for r in conn.execute(select(t).order_by(t.c.id)).mappings()]
+
+
+def test_every_privileged_event_forged_on_the_intake_or_the_log_counts_for_nothing(
+        system: System) -> None:
+    """Issue 21: each privileged type forged onto the intake (as the contract's own
+    supplier or manager where the other kind is needed, as another supplier,
+    unauthenticated) is answered with a refusal and stores nothing; forged onto the
+    contract log itself (the ACLs' hole, if any) it is dead-lettered by the fold's
+    authority check with its reason; the same events from the rightful party, under
+    the very ids forged on the log, are accepted and counted."""
+    s, t = system, system.tokens
+    s.produce([("C-1", evidence("C-1", eid, "10"), t["supplier"]) for eid in ("EV", "ER")])
+    wait_until(lambda: s.repo.counts()["journal"] == 6, 90, what="EV and ER journalled")
+    inbox, journal = s.store.counts(), s.repo.counts()["journal"]
+    kinds = [*MANAGER_TYPES, *SUPPLIER_TYPES, "ClockTicked"]
+    # -- the intake: every type from each wrong sender
+    forged: list[tuple[str | None, object, str | None]] = []
+    expect: list[tuple[int, str | None]] = []
+    for name in kinds:
+        own = t["supplier"] if name in MANAGER_TYPES else t["manager"]
+        for who, token in (("own", own), ("other", t["other"]), ("nobody", None)):
+            forged.append(("C-1", {"type": name, "contract_id": "C-1", "data": _data(name),
+                                   "event_id": f"intake:{name}:{who}"}, token))
+            sender = None if token is None else \
+                "supplier:S02" if who == "other" else \
+                "supplier:S01" if own == t["supplier"] else "mgr-a"
+            expect.append((401 if token is None else 403, sender))
+    s.produce(forged)
+    answered = replies(s.settings, 6 + len(forged))
+    got = [r for r in answered if r["status"] != "accepted"]
+    assert len(answered) == 6 + len(forged) and len(got) == len(forged), answered
+    assert [(r["http_status"], r["sender"]) for r in got] == expect, got
+    assert all(r["status"] == "refused" and r["message"] for r in got)
+    assert s.store.counts() == inbox  # nothing stored
+    # -- the contract log: every type with a wrong actor, under the rightful ids
+    templates = {name: {"schema_version": 1, "type": name, "contract_id": "C-1",
+                        "event_id": f"rightful:{name}",
+                        "occurred_at": "2025-05-01T00:00:00+00:00", "data": _data(name)}
+                 for name in kinds}
+    wrong = {name: ["supplier:S01" if name in MANAGER_TYPES else "mgr-a", "supplier:S02",
+                    "anonymous"] for name in kinds}
+    wrong["ClockTicked"] = ["supplier:S01", "mgr-a", "anonymous"]
+    with EventPublisher(s.settings.bootstrap, s.settings.events_topic) as pub:
+        n_log = 0
+        for name in kinds:
+            for actor in wrong[name]:
+                pub.send({**templates[name], "actor": actor})
+                n_log += 1
+    wait_until(lambda: s.repo.counts()["dead_letters"] == n_log, 90,
+               what="every forged record dead-lettered")
+    letters = _dead_letters(s.repo)
+    assert {(d["event_id"], d["field"]) for d in letters} == \
+        {(f"rightful:{name}", "actor") for name in kinds}
+    assert all(d["reason"] and d["error"] == "RejectedEvent" for d in letters)
+    assert s.repo.counts()["journal"] == journal
+    assert s.totals("C-1") == {"NT1": Decimal(20)}  # EV and ER, nothing else
+    # -- the rightful parties, through the intake, under the ids forged on the log
+    rightful = [("C-1", {k: v for k, v in templates[name].items()
+                         if k in ("type", "contract_id", "event_id", "data")},
+                 t["manager"] if name in MANAGER_TYPES else t["supplier"])
+                for name in kinds if name != "ClockTicked"]
+    s.produce(rightful)
+    wait_until(lambda: s.repo.counts()["journal"] == journal + len(rightful), 120,
+               what="the rightful events journalled")
+    ids = {r["event_id"] for r in s.repo.journal_rows(contract_id="C-1")}
+    assert {f"rightful:{name}" for name in kinds if name != "ClockTicked"} <= ids
+    assert not any(i.startswith("intake:") for i in ids)
+    detail = s.store.contract_detail("C-1")
+    [nt1] = detail["totals"]
+    assert nt1["target"] == Decimal(7)
+    status = {e["evidence_id"]: e["status"] for e in detail["evidence"]}
+    assert status == {"EV": "verified", "ER": "rejected", "E9": "retracted"}, status
+    assert nt1["verified"] == Decimal(10)  # EV alone
+    assert s.repo.counts()["dead_letters"] == n_log
