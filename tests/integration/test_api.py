@@ -144,29 +144,38 @@ def test_managers_register_only_contracts_they_manage(api: Api) -> None:
 
 
 FUTURE_END = (TODAY + timedelta(days=40)).isoformat()
+# 422: the body breaks the OpenAPI document's schema (the server checks it against the
+# document first); 409: it fits the document but a rule the document cannot state
+# refuses it (the contract's catalogue, term and evidence; places; period order)
 BAD_EVIDENCE: list[tuple[str, dict[str, Any], int, str]] = [
-    ("unknown measure", evidence(measure="NT999"), 422, "measure"),
-    ("unit of another measure", evidence(unit="hours"), 422, "unit"),
+    ("unknown measure", evidence(measure="NT999"), 409, "measure"),
+    ("unit of another measure", evidence(unit="hours"), 409, "unit"),
     ("no unit", {k: v for k, v in evidence().items() if k != "unit"}, 422, "unit"),
     ("negative", evidence(quantity="-4"), 422, "quantity"),
     ("zero", evidence(quantity=0), 422, "quantity"),
+    ("zero as text", evidence(quantity="0.000"), 422, "quantity"),
     ("NaN as text", evidence(quantity="NaN"), 422, "quantity"),
     ("infinity as text", evidence(quantity="Infinity"), 422, "quantity"),
-    ("absurdly large", evidence(quantity="1e13"), 422, "quantity"),
+    ("absurdly large", evidence(quantity="1e13"), 409, "quantity"),
     ("huge JSON number", evidence(quantity=10 ** 400), 422, "quantity"),
     ("boolean", evidence(quantity=True), 422, "quantity"),
-    ("too many decimals", evidence(quantity="1.0000001"), 422, "quantity"),
+    ("too many decimals", evidence(quantity="1.0000001"), 409, "quantity"),
     ("percentage over 100", evidence(measure="D-LOCALPCT", unit="%", quantity="140"),
-     422, "quantity"),
+     409, "quantity"),
     ("period before the contract", evidence(period_start="2024-11-01",
-                                            period_end="2024-11-30"), 422, "period"),
-    ("period in the future", evidence(period_end=FUTURE_END), 422, "period_end"),
+                                            period_end="2024-11-30"), 409, "period"),
+    ("period in the future", evidence(period_end=FUTURE_END), 409, "period_end"),
     ("period reversed", evidence(period_start=LAST_MONTH[1], period_end=LAST_MONTH[0]),
-     422, "period_end"),
-    ("not a date", evidence(period_start="2025-02-30"), 422, "period_start"),
+     409, "period_end"),
+    ("not a date", evidence(period_start="2025-02-30"), 409, "period_start"),
+    ("year out of range", evidence(period_start="1899-12-31"), 422, "period_start"),
     ("unknown field", evidence(colour="blue"), 422, "colour"),
     ("id too long", evidence(evidence_id="E" * 200), 422, "evidence_id"),
     ("id with spaces", evidence(evidence_id="E 1"), 422, "evidence_id"),
+    ("id with a control character", evidence(evidence_id="E\x01"), 422, "evidence_id"),
+    ("event id null", evidence(event_id=None), 422, "event_id"),
+    ("blank description is fine, a NUL is not", evidence(description="a\x00b"), 422,
+     "description"),
     ("contract id in the body", evidence(contract_id="C-B"), 422, "contract_id"),
     ("evidence id reused", evidence(evidence_id="E1"), 409, "evidence_id"),
 ]
@@ -198,10 +207,17 @@ def test_malformed_requests_are_4xx(api: Api) -> None:
                          content=json.dumps(evidence())), 415, "content-type"),
         (api.client.post(url, headers=h, json=evidence(description="x" * 70_000)), 413,
          "body"),
-        (api.client.post(url, headers=h, json=[evidence()]), 422, "item"),
+        (api.client.post(url, headers=h, json=[evidence()]), 422, "body"),
         (api.client.post("/v1/evidence", headers=h, json={"items": [
             {"contract_id": "C-A", **evidence(f"B{i}")} for i in range(501)]}), 422, "items"),
-        (api.client.post("/v1/evidence", headers=h, json={"things": []}), 422, "body"),
+        (api.client.post("/v1/evidence", headers=h, json={"things": []}), 422, "items"),
+        (api.client.post(url, headers=h, json=evidence(event_id=None)), 422, "event_id"),
+        (api.client.post("/v1/contracts/C-A/evidence/E1/reject", headers=h, json={
+            "reason": "  "}), 422, "reason"),
+        (api.client.post("/v1/contracts/C-A/evidence/E1/reject", headers=h), 415,
+         "content-type"),
+        (api.client.post("/v1/evidence/csv", headers={**h, "content-type": "text/csv"},
+                         content=""), 422, "body"),
         (api.client.get("/v1/submissions?limit=0", headers=h), 422, "limit"),
         (api.client.get("/v1/submissions?status=lost", headers=h), 422, "status"),
         (api.client.post("/v1/evidence/csv?mode=some", headers={**h, "content-type":
@@ -278,8 +294,9 @@ def test_review_workflow_keeps_claimed_and_verified_apart(api: Api) -> None:
     api.settle()
     assert api.totals("C-A")["NT1"] == (Decimal(3), Decimal(3))
     # a decision on evidence already decided is refused by the same rule as the stream's
+    # (a rule of the evidence's state, which the document cannot state: 409)
     r = api.post("manager-a", "/v1/contracts/C-A/evidence/E1/verify", {})
-    assert r.status_code == 422 and r.json()["field"] == "evidence_id"
+    assert r.status_code == 409 and r.json()["field"] == "evidence_id"
     assert "rejected" in r.json()["message"]
     # the supplier sees the decision, who made it and why
     subs = api.client.get("/v1/submissions?contract_id=C-A",
@@ -294,11 +311,18 @@ def test_review_workflow_keeps_claimed_and_verified_apart(api: Api) -> None:
     log = [(r["type"], r["actor"]) for r in api.repo.journal_rows() if r["contract_id"] == "C-A"]
     assert ("EvidenceVerified", "mgr-a") in log and ("EvidenceRejected", "mgr-a") in log
     assert ("EvidenceSubmitted", "supplier:S01") in log
+    # verified evidence is the manager's to undo (reject), not the supplier's to retract
+    r = api.post("supplier-a", "/v1/contracts/C-A/evidence/E2/retract", {"reason": "twice"})
+    assert r.status_code == 409 and r.json()["field"] == "evidence_id", r.text
     # retracted evidence stops counting
-    assert api.post("supplier-a", "/v1/contracts/C-A/evidence/E2/retract",
+    assert api.post("supplier-a", "/v1/contracts/C-A/evidence", evidence("E3")).status_code \
+        == 202
+    api.settle()
+    assert api.totals("C-A")["NT1"] == (Decimal(6), Decimal(3))
+    assert api.post("supplier-a", "/v1/contracts/C-A/evidence/E3/retract",
                     {"reason": "sent twice"}).status_code == 202
     api.settle()
-    assert api.totals("C-A")["NT1"] == (Decimal(0), Decimal(0))
+    assert api.totals("C-A")["NT1"] == (Decimal(3), Decimal(3))
 
 
 def test_csv_upload_all_or_nothing_and_valid_rows(api: Api) -> None:
@@ -315,7 +339,11 @@ def test_csv_upload_all_or_nothing_and_valid_rows(api: Api) -> None:
     assert [x["event_id"] for x in r.json()["receipts"]] == ["evidence:R1"]
     assert [e["row"] for e in r.json()["errors"]] == [3, 4, 5]
     r = api.client.post("/v1/evidence/csv", headers=h, content="evidence_id,colour\nX,red\n")
-    assert r.status_code == 422 and r.json()["field"] == "header"
+    assert r.status_code == 409 and r.json()["field"] == "header"
+    # a row that breaks the evidence item's schema (the document's) is a 422
+    r = api.client.post("/v1/evidence/csv", headers=h,
+                        content=CSV_HEADER + csv_row("C-A", "R 9"))
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "evidence_id"
 
 
 def test_cli_tokens_and_csv_import(api: Api, tmp_path: Any, monkeypatch: Any) -> None:
