@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+from svmon.audit.axes import delivered_totals, delivery_axis_text, record_axis
 from svmon.core.catalogue import Catalogue
 from svmon.core.events import delivery_axis
 from svmon.core.rules import RatingThresholds, canonical, expected_by, rating_for
@@ -144,8 +145,17 @@ def ocds_release_package(s: ContractState, catalogue: Catalogue,
 
 
 def performance_notice(s: ContractState, catalogue: Catalogue, on: date,
-                       thresholds: RatingThresholds = RatingThresholds()) -> dict[str, Any]:
-    """Each commitment as a KPI with its rating on ``on`` (verified vs trajectory)."""
+                       thresholds: RatingThresholds = RatingThresholds(), *,
+                       known_at: datetime | None = None) -> dict[str, Any]:
+    """Each commitment as a KPI with its rating on ``on``, on delivery time.
+
+    Verified delivery counts evidence for periods up to ``on`` (a period spanning it pro
+    rata by days, as milestones are judged), with the decisions as ``s`` knows them; it
+    is rated against the trajectory's expected delivery by ``on``. Evidence for later
+    periods is reported beside it but never rated: an assessment of 30 September cannot
+    be earned with October's delivery. ``known_at`` is when ``s`` was rebuilt (the
+    record-time axis the notice names); None says every event recorded.
+    """
     t = s.terms
     if t is None:
         raise ValueError(f"contract {s.contract_id!r} is not registered")
@@ -154,13 +164,16 @@ def performance_notice(s: ContractState, catalogue: Catalogue, on: date,
         points = [(m.due, m.cumulative_target) for m in s.milestones.values()
                   if m.measure == code]
         expected = expected_by(c.target, t.start, t.end, points, on)
-        verified = s.totals_for(code).verified
+        verified = delivered_totals(s, code, on).verified
+        later = canonical(s.totals_for(code).verified - verified)
         kpis.append({"kpi": code, "title": catalogue.measure(t.catalogue_edition, code).title,
                      "target": str(c.target), "expected_by_now": str(expected.quantize(
-                         Decimal("0.01"))), "verified": str(verified),
+                         Decimal("0.01"))), "verified": f"{verified:f}",
+                     "verified_for_later_periods": f"{later:f}",
                      "rating": rating_for(verified, expected, thresholds)})
     return {"contract_id": s.contract_id, "title": t.title, "buyer": t.buyer,
             "supplier": t.supplier_name, "assessment_date": on.isoformat(),
+            "time_axes": {"delivery": delivery_axis_text(on), "record": record_axis(known_at)},
             "thresholds": {"good": str(thresholds.good),
                            "approaching target": str(thresholds.approaching),
                            "requires improvement": str(thresholds.requires_improvement)},

@@ -11,12 +11,13 @@ record filtered on its timestamp, up to the high watermark the fetch responses r
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from svmon.alerts.lifecycle import open_alerts
+from svmon.audit.axes import delivered_by_day
 from svmon.core import events as ev
 from svmon.core.catalogue import Catalogue
 from svmon.core.errors import InvalidInput
@@ -297,3 +298,10 @@ def compare(rebuilt: Rebuild, live_totals: dict[tuple[str, str], dict[str, Any]]
         out.append(Mismatch(a[0], a[1], f"open alert {a[2]} {a[3]}".strip(), "absent",
                             "open"))
     return out
+
+
+def cut_at_delivery(rebuilt: Rebuild, day: date) -> Rebuild:
+    """The rebuilt states with their totals cut at ``day`` on delivery time
+    (:func:`svmon.audit.axes.delivered_by_day`); counts and derived facts unchanged."""
+    return replace(rebuilt, states={cid: delivered_by_day(s, day) if s.terms else s
+                                    for cid, s in rebuilt.states.items()})

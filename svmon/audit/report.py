@@ -118,6 +118,9 @@ def to_html(report: dict[str, Any]) -> str:
         f"events read: {report['events_read']}; rejected: {report['events_rejected']}.</p>",
         f"<p class='{'ok' if v['ok'] else 'bad'}'>{e(status)}</p>",
     ]
+    if report.get("time_axes"):  # set by `svmon replay`: which cut each figure is on
+        parts.append(f"<p>Figures on {e(report['time_axes']['record'])}; "
+                     f"{e(report['time_axes']['delivery'])}.</p>")
     for title, items in (("Chain breaks", v["chain_breaks"]), ("Mismatches", v["mismatches"])):
         if items:
             parts.append(f"<h2>{title}</h2><ul class='bad'>")

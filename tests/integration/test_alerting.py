@@ -39,8 +39,9 @@ from svmon.alerts.dispatch import (
 )
 from svmon.bootstrap import init_database, repository
 from svmon.core import events as ev
+from svmon.core.errors import NotAllowed
 from svmon.infra.broker import free_port
-from svmon.models.repository import NotAllowed, Repository
+from svmon.models.repository import Repository
 from svmon.settings import Settings
 from svmon.streams.client import publish
 from tests.conftest import Workers, wait_until

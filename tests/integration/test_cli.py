@@ -115,3 +115,23 @@ def test_topics_creates_checks_and_refuses_a_partition_change(broker: EmbeddedBr
     result = runner.invoke(main, ["topics"], env={**env, "SVMON_PARTITIONS": "6"})
     assert result.exit_code != 0
     assert "3 partitions where 6 are expected" in result.output
+
+
+def test_the_command_line_package_keeps_its_entry_points(tmp_path: Path) -> None:
+    """`python -m svmon.cli` (how `svmon up` starts its children) and the console script
+    `svmon = "svmon.cli:main"` reach the same group with every command registered."""
+    import importlib.metadata
+
+    from svmon.cli import main
+
+    (script,) = [e for e in importlib.metadata.entry_points(group="console_scripts")
+                 if e.name == "svmon"]
+    assert script.value == "svmon.cli:main" and script.load() is main
+    out = svmon("--help", env={}, cwd=tmp_path)
+    listed = {line.split()[0] for line in out.split("Commands:")[1].splitlines()
+              if line.strip()}
+    assert listed == set(main.commands) == {
+        "alerts", "api", "catalogue", "dashboards", "demo", "dispatch", "evidence",
+        "export", "init-db", "intake", "lab", "recipient", "replay", "report", "token",
+        "topics", "up", "worker"}
+    assert "--delivered-by" in svmon("replay", "--help", env={}, cwd=tmp_path)

@@ -589,9 +589,11 @@ def test_dashboards_command_serves_voila_locked_down(monkeypatch: pytest.MonkeyP
                                      "DATABASE_URL": "postgresql://u:p@db:5432/svmon"})
     assert result.exit_code == 0, result.output
     argv = seen["argv"]
-    assert argv[1:3] == ["-m", "voila"] and str(ROOT / "notebooks") in argv
+    # Voila with the contents API removed and template paths checked (voila_server.py)
+    assert argv[1:3] == ["-m", "svmon.cli.voila_server"] and str(ROOT / "notebooks") in argv
     for flag in ("--Voila.ip=0.0.0.0", "--port=8877", "--show_tracebacks=False",
-                 "--strip_sources=True", "--VoilaConfiguration.file_denylist=['.*']"):
+                 "--strip_sources=True", "--VoilaConfiguration.file_denylist=['.*']",
+                 "--ContentsManager.hide_globs=*"):
         assert flag in argv, flag
     assert seen["env"]["DATABASE_URL"] == "postgresql://u:p@db:5432/svmon"
 

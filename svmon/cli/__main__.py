@@ -1,0 +1,5 @@
+"""``python -m svmon.cli``: the same command as the ``svmon`` console script."""
+
+from svmon.cli import main
+
+main()
