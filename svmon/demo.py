@@ -2,9 +2,11 @@
 
 Fifty contracts with ten suppliers, commitments from the demo catalogue, quarterly
 milestones, monthly evidence for 13-20 months, most of it verified, some rejected, and
-a monthly clock tick on each contract's log. About a third of the contracts fall
-behind, so milestone-missed and at-risk alerts fire as soon as the log is folded.
-All names are fictional.
+a monthly clock tick on each contract's log. Like a real council's portfolio: most
+contracts ahead or on track, some slipping a little (amber: milestones missed by less
+than 10%), a fifth well behind (red); two managers with a review backlog (their last
+month's evidence awaits review, so claimed exceeds verified); a few suppliers late
+with their reports (reporting overdue). All names are fictional.
 """
 
 from __future__ import annotations
@@ -39,8 +41,12 @@ TARGETS: dict[str, tuple[int, int]] = {
 }
 WHOLE_UNITS = {"NT1", "D-DIS", "D-SCH", "L-DIGI-INCL", "L-CARE-INT", "L-ICT-LIFE", "D-HEALTH"}
 # share of the pro-rata trajectory a contract delivers: ahead, on track, slipping, behind
-PROFILES = ((Decimal("1.25"), 6), (Decimal("1.15"), 22), (Decimal("0.85"), 8),
-            (Decimal("0.55"), 9), (Decimal("0.25"), 5))
+PROFILES = ((Decimal("1.35"), 16), (Decimal("1.2"), 16), (Decimal("0.93"), 8),
+            (Decimal("0.55"), 6), (Decimal("0.25"), 4))
+# Managers with a review backlog: their suppliers' evidence of the last ~2 months awaits
+# review, so claimed and verified differ on their contracts (the review queue's work).
+BUSY_MANAGERS = ("mgr-carys", "mgr-elin")
+BACKLOG = timedelta(days=40)
 REJECT_REASONS = ("Payroll evidence does not show local postcodes",
                   "Attendance register missing signatures",
                   "Invoice dates fall outside the reporting period",
@@ -111,8 +117,10 @@ def generate(seed: int = 7, today: date | None = None,
             lo, hi = TARGETS[m]
             target = _quantity(rng, Decimal(rng.randint(lo, hi)) * scale, m) or Decimal(1)
             out.extend(_commitment(c, m, target, t0))
-            # a few suppliers stopped reporting five months ago: reporting overdue
-            stop = _add_months(_month_start(today), -5) if i % 17 == 5 else today
+            # a few suppliers stopped reporting five months ago, a few more two months
+            # ago (late, though still ahead of their milestones): reporting overdue
+            stop = (_add_months(_month_start(today), -5) if i % 17 == 5 else
+                    _add_months(_month_start(today), -2) if i % 10 == 6 else today)
             out.extend(_evidence(rng, c, m, target, stop))
         tick = _add_months(start, 1)
         while tick <= today:
@@ -167,7 +175,9 @@ def _evidence(rng: random.Random, c: DemoContract, m: str, target: Decimal,
                                            f"{rng.getrandbits(256):064x}"),)))
             decided = submitted + timedelta(days=rng.randint(2, 9))
             roll = rng.random()
-            if decided < today and roll < 0.95:
+            if c.manager in BUSY_MANAGERS and submitted >= today - BACKLOG:
+                pass  # awaiting review
+            elif decided < today and roll < 0.95:
                 out.append(ev.EvidenceVerified(
                     event_id=f"{eid}:verified", contract_id=c.contract_id,
                     occurred_at=_at(decided, 15), actor=c.manager, evidence_id=eid))

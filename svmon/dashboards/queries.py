@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from svmon.core.rules import Policy
 from svmon.models.repository import NOT_RESOLVED, Repository, T
 from svmon.models.tables import AlertRow, ContractRow, EvidenceRow, MeasureTotalRow
 
@@ -85,22 +86,42 @@ def _totals(repo: Repository, contracts: dict[str, dict[str, Any]], theme: str |
     return out
 
 
+# the amber band: a milestone missed by less than this share of its target is amber
+AMBER_BAND = Decimal(1) - Policy().at_risk_threshold  # 10%
+NEAR_MISS = "MilestoneMissed:near"  # an open MilestoneMissed within the amber band
+
+
 def _open_alert_kinds(repo: Repository) -> dict[str, set[str]]:
+    """Open alert kinds per contract; a missed milestone whose verified delivery is
+    within the amber band of its target also adds ``NEAR_MISS`` (only those)."""
     a = T(AlertRow)
     out: dict[str, set[str]] = defaultdict(set)
+    far: set[str] = set()
     with repo.engine.connect() as conn:
-        for cid, kind in conn.execute(select(a.c.contract_id, a.c.kind)
-                                      .where(a.c.status.in_(NOT_RESOLVED))):
+        for cid, kind, detail in conn.execute(
+                select(a.c.contract_id, a.c.kind, a.c.detail)
+                .where(a.c.status.in_(NOT_RESOLVED))):
             out[cid].add(kind)
+            if kind == "MilestoneMissed":
+                d = json.loads(detail)
+                target, done = Decimal(d.get("target", 0)), Decimal(d.get("verified", 0))
+                if done < target * (1 - AMBER_BAND):
+                    far.add(cid)
+    for cid, kinds in out.items():
+        if "MilestoneMissed" in kinds and cid not in far:
+            kinds.add(NEAR_MISS)
     return out
 
 
 def rag(measures: list[dict[str, Any]], open_kinds: set[str]) -> str:
-    """Red: a milestone or the term's target missed and not resolved. Amber: a target
-    forecast to fall short, or reporting overdue. Green otherwise."""
-    if open_kinds & RED_KINDS:
+    """Red: the term's target missed, or a milestone missed by more than the amber band
+    (10% of its target), and not resolved. Amber: milestones missed only within the
+    band, a target forecast to fall short (below 90%), or reporting overdue. Green
+    otherwise."""
+    if "TargetMissed" in open_kinds or (
+            "MilestoneMissed" in open_kinds and NEAR_MISS not in open_kinds):
         return "red"
-    if open_kinds & AMBER_KINDS or any(m["at_risk"] for m in measures):
+    if open_kinds & (AMBER_KINDS | {NEAR_MISS}) or any(m["at_risk"] for m in measures):
         return "amber"
     return "green"
 
@@ -137,7 +158,7 @@ def portfolio(repo: Repository, f: Filters = Filters()) -> dict[str, Any]:
             risk.append({"contract_id": cid, "title": c["title"],
                          "supplier": c["supplier_name"], "rag": rags[cid],
                          "shortfall_gbp": gap,
-                         "open_alerts": sorted(kinds.get(cid, set()))})
+                         "open_alerts": sorted(kinds.get(cid, set()) - {NEAR_MISS})})
     risk.sort(key=lambda r: (r["rag"] != "red", -r["shortfall_gbp"], r["contract_id"]))
     return {
         "contracts": len(contracts),
@@ -238,6 +259,30 @@ def contract_ids(repo: Repository) -> list[str]:
     return list(_contracts(repo))
 
 
+def contract_choices(repo: Repository) -> list[tuple[str, str]]:
+    """(``C-004 · title``, ``C-004``) for a contract picker, by contract id."""
+    c = T(ContractRow)
+    with repo.engine.connect() as conn:
+        return [(f"{cid} · {title}", cid) for cid, title in conn.execute(
+            select(c.c.contract_id, c.c.title).order_by(c.c.contract_id))]
+
+
+def awaiting_review(repo: Repository) -> int:
+    """How many pieces of evidence are submitted and not yet verified or rejected."""
+    e = T(EvidenceRow)
+    with repo.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(e)
+                                .where(e.c.status == "submitted")).scalar_one())
+
+
+def alert(repo: Repository, alert_id: str) -> dict[str, Any] | None:
+    """One alert row by id (a deep link's ``?alert=``), or None."""
+    a = T(AlertRow)
+    with repo.engine.connect() as conn:
+        row = conn.execute(select(a).where(a.c.alert_id == alert_id)).mappings().first()
+    return dict(row) if row is not None else None
+
+
 def contract(repo: Repository, contract_id: str) -> dict[str, Any]:
     """One contract: terms, per-measure totals, milestones, evidence and alerts."""
     from svmon.models.tables import MilestoneRow
@@ -291,7 +336,7 @@ def suppliers(repo: Repository, f: Filters = Filters()) -> list[dict[str, Any]]:
         for t in per_contract.get(cid, []):
             r["committed_gbp"] += t["target_gbp"] or ZERO
             r["verified_gbp"] += t["verified_gbp"]
-        r["open_alerts"] += len(kinds.get(cid, ()))
+        r["open_alerts"] += len(kinds.get(cid, set()) - {NEAR_MISS})
         r["red"] += rag(per_contract.get(cid, []), kinds.get(cid, set())) == "red"
     for r in rows.values():
         r["delivered_pct"] = (r["verified_gbp"] / r["committed_gbp"] * 100).quantize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -27,11 +28,19 @@ def test_queries_agree_with_the_report(database_url: str, tmp_path: Path) -> Non
     assert sum(v["verified_gbp"] for v in everything["by_theme"].values()) == verified
     trend = sum(v for _, v in everything["trend"])
     assert abs(trend - verified) < Decimal("0.01")  # summed by month in the database
-    red = {c["contract_id"] for c in report["contracts"]
-           if {a["kind"] for a in c["open_alerts"]} & q.RED_KINDS}
-    assert everything["rag"]["red"] == len(red)
+    missed = {c["contract_id"] for c in report["contracts"]
+              if {a["kind"] for a in c["open_alerts"]} & q.RED_KINDS}
+    # red: the target missed, or a milestone missed by more than the amber band
+    far = {a["contract_id"] for a in repo.alerts("unresolved")
+           if a["kind"] == "TargetMissed" or (a["kind"] == "MilestoneMissed" and
+           Decimal(json.loads(a["detail"])["verified"])
+           < Decimal(json.loads(a["detail"])["target"]) * Decimal("0.9"))}
+    assert everything["rag"]["red"] == len(far) and far <= missed
     assert {r["contract_id"] for r in everything["most_at_risk"] if r["rag"] == "red"} \
-        <= red
+        == far
+    near = missed - far  # milestones missed, within the band only: amber
+    assert {r["contract_id"] for r in everything["most_at_risk"] if r["rag"] == "amber"} \
+        >= near
 
     _, supplier = q.options(repo)["suppliers"][0]
     mine = [c for c in report["contracts"] if c["supplier_id"] == supplier]
@@ -63,3 +72,6 @@ def test_queries_agree_with_the_report(database_url: str, tmp_path: Path) -> Non
     assert (steps[-1][1] if steps else Decimal(0)) == first["verified"]
     links = kit.download_links(c["evidence"], [("evidence_id", "Evidence")], "x")
     assert "data:text/csv;base64," in links and "spreadsheetml" in links
+    pending = sum(1 for cid in q.contract_ids(repo) for e in q.contract(repo, cid)["evidence"]
+                  if e["status"] == "submitted")
+    assert q.awaiting_review(repo) == pending > 0  # the demo's review backlog

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -12,7 +12,7 @@ from svmon.core import events as ev
 from svmon.core.errors import InvalidInput
 from svmon.core.fold import fold, fold_all
 from svmon.core.state import ContractState
-from svmon.demo import EDITION, generate
+from svmon.demo import BUSY_MANAGERS, EDITION, generate
 from svmon.schemas import decode_event, encode_event
 from tests.unit._builders import CATALOGUE
 
@@ -106,3 +106,48 @@ def test_folding_the_demo_raises_alerts(log: list[ev.ContractEvent]) -> None:
     verified = sum((t.verified for s in states.values() for t in s.totals.values()),
                    Decimal(0))
     assert verified > 0
+
+
+def test_two_managers_have_a_review_backlog(log: list[ev.ContractEvent]) -> None:
+    decided = {e.evidence_id for e in log
+               if isinstance(e, ev.EvidenceVerified | ev.EvidenceRejected)}
+    pending = [e for e in log if isinstance(e, ev.EvidenceSubmitted)
+               and e.evidence_id not in decided]
+    managers = {e.contract_id: e.manager for e in log if isinstance(e, ev.ContractRegistered)}
+    backlog = Counter(managers[e.contract_id] for e in pending
+                      if e.occurred_at.date() < TODAY - timedelta(days=14))
+    assert set(backlog) == set(BUSY_MANAGERS)  # the others decide within two weeks
+    assert all(n >= 10 for n in backlog.values())
+
+
+def test_suppliers_late_with_their_reports_raise_reporting_overdue(
+        log: list[ev.ContractEvent]) -> None:
+    _, derived = fold_all(log, CATALOGUE)
+    late = {d.contract_id for d in derived if isinstance(d, ev.ReportingOverdue)}
+    assert 3 <= len(late) <= 10
+
+
+def test_the_portfolio_has_red_amber_and_green_contracts() -> None:
+    """By the dashboards' RAG rule (svmon.dashboards.queries.rag): some contracts are
+    amber (a milestone missed by less than the amber band, at risk, or late), not only
+    red and green."""
+    from svmon.alerts.lifecycle import open_alerts
+    from svmon.dashboards.queries import AMBER_BAND, NEAR_MISS, rag
+
+    states, derived = fold_all(generate(7, today=date(2026, 11, 1)), CATALOGUE)
+    last = {(d.contract_id, d.measure): d for d in derived
+            if isinstance(d, ev.MilestoneMissed)}
+    kinds: dict[str, set[str]] = defaultdict(set)
+    far: set[str] = set()
+    for cid, measure, kind, _ in open_alerts(derived):
+        kinds[cid].add(kind)
+        m = last.get((cid, measure))
+        if kind == "MilestoneMissed" and m and m.verified < m.target * (1 - AMBER_BAND):
+            far.add(cid)
+    for cid, k in kinds.items():
+        if "MilestoneMissed" in k and cid not in far:
+            k.add(NEAR_MISS)
+    counts = Counter(rag([{"at_risk": m in s.at_risk} for m in s.commitments],
+                         kinds.get(cid, set())) for cid, s in states.items())
+    assert counts["amber"] >= 4 and counts["green"] >= 10 and counts["red"] >= 5
+    assert counts["red"] < 30  # a council in trouble, not in collapse
