@@ -116,7 +116,8 @@ def up(demo: bool, seed: int, contracts: int, embedded_broker: bool,
         children.append(Child("dashboards", voila_command(settings), absolute(settings).to_env(),
                               logs / "voila.log"))
         click.echo(f"dashboards http://127.0.0.1:{settings.dashboard_port}/voila/render/"
-                   f"portfolio.ipynb (contract, supplier, alerts, auditor; "
+                   f"home.ipynb (portfolio, contract, supplier, review queue, supplier "
+                   f"portal, alerts, auditor; "
                    f"log: {logs / 'voila.log'})")
         if demo:
             _load_demo(settings, repo, seed, contracts, children)
@@ -186,8 +187,8 @@ def _where_to_look(settings: Settings, repo: Any) -> None:
     click.echo("  svmon report --json     the same for scripts")
     click.echo(f"  topics                  {settings.events_topic}, {settings.alerts_topic}, "
                f"{settings.dead_letter_topic} on {settings.bootstrap}")
-    click.echo(f"  http://127.0.0.1:{settings.dashboard_port}/voila/render/portfolio.ipynb"
-               "   the dashboards")
+    click.echo(f"  http://127.0.0.1:{settings.dashboard_port}/voila/render/home.ipynb"
+               "   the dashboards, from their home page")
     click.echo("  svmon token create --supplier S01   a token for the HTTP API (shown once)")
     click.echo(f"  curl -H 'Authorization: Bearer <token>' "
                f"http://{settings.api_host}:{settings.api_port}/v1/contracts")
