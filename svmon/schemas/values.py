@@ -58,27 +58,31 @@ def _non_negative(v: Any, f: str, ids: Ids) -> Decimal:
 MIN_YEAR, MAX_YEAR = 1900, 2200
 
 
-def _date(v: Any, f: str, ids: Ids) -> date:
+def _iso(v: Any, f: str, ids: Ids, parse: Any, expected: str) -> Any:
+    """``v`` parsed by ``parse`` (``date``/``datetime.fromisoformat``), or the field's
+    error saying ``expected``."""
     if not isinstance(v, str):
-        raise _err(f, "a date as YYYY-MM-DD", v, ids)
+        raise _err(f, expected, v, ids)
     try:
-        d = date.fromisoformat(v)
+        return parse(v)
     except ValueError:
-        raise _err(f, "a date as YYYY-MM-DD", v, ids) from None
+        raise _err(f, expected, v, ids) from None
+
+
+def _date(v: Any, f: str, ids: Ids) -> date:
+    d: date = _iso(v, f, ids, date.fromisoformat, "a date as YYYY-MM-DD")
     if not MIN_YEAR <= d.year <= MAX_YEAR:
         raise _err(f, f"a date in the years {MIN_YEAR}-{MAX_YEAR}", v, ids)
     return d
 
 
+_TIMESTAMP = "an ISO 8601 timestamp with a UTC offset"
+
+
 def _datetime(v: Any, f: str, ids: Ids) -> datetime:
-    if not isinstance(v, str):
-        raise _err(f, "an ISO 8601 timestamp with a UTC offset", v, ids)
-    try:
-        dt = datetime.fromisoformat(v)
-    except ValueError:
-        raise _err(f, "an ISO 8601 timestamp with a UTC offset", v, ids) from None
+    dt: datetime = _iso(v, f, ids, datetime.fromisoformat, _TIMESTAMP)
     if dt.tzinfo is None:
-        raise _err(f, "an ISO 8601 timestamp with a UTC offset", v, ids)
+        raise _err(f, _TIMESTAMP, v, ids)
     try:
         dt = dt.astimezone(UTC)
     except OverflowError:
